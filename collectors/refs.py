@@ -1,0 +1,51 @@
+"""Parse what an operator types to name a channel: @name, t.me/name, t.me/s/name, -100… ids."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
+_LINK = re.compile(r"^(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me|telegram\.dog)/(?P<path>.+)$", re.I)
+
+
+class ChannelRefError(ValueError):
+    """The text does not name a channel; the message says what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    username: str | None = None
+    channel_id: int | None = None  # bare id, no -100 prefix
+
+    def __str__(self) -> str:
+        return f"@{self.username}" if self.username else f"-100{self.channel_id}"
+
+
+def parse_channel_ref(text: str) -> ChannelRef:
+    value = text.strip()
+    if not value:
+        raise ChannelRefError("empty channel: give @name, t.me/name or a -100… id")
+    if re.fullmatch(r"-?\d+", value):
+        digits = value.removeprefix("-")
+        if value.startswith("-100") and len(digits) > 3:
+            return ChannelRef(channel_id=int(digits[3:]))
+        if value.startswith("-"):
+            raise ChannelRefError(f"{value} is a group id, not a channel id (channel ids start with -100)")
+        return ChannelRef(channel_id=int(digits))
+    link = _LINK.match(value)
+    if link:
+        parts = [p for p in link.group("path").split("?")[0].split("/") if p]
+        if parts and parts[0] == "s":
+            parts = parts[1:]
+        if parts and parts[0] == "c" and len(parts) >= 2 and parts[1].isdigit():
+            return ChannelRef(channel_id=int(parts[1]))
+        if not parts or parts[0].startswith(("+", "joinchat")):
+            raise ChannelRefError(f"{value} is an invite link; tgmon reads public channels by @name")
+        value = parts[0]
+    name = value.removeprefix("@")
+    if not _USERNAME.match(name):
+        raise ChannelRefError(
+            f"{text.strip()!r} is not a channel: use @name (5-32 letters, digits, _), t.me/name or a -100… id"
+        )
+    return ChannelRef(username=name)

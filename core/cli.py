@@ -1,0 +1,360 @@
+"""The `tgmon` command: the composition root that builds settings, archive, pipeline and clients."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from core import __version__
+from core.langid import make_detector
+from core.models import PostFilter
+from core.pipeline import Pipeline
+from core.settings import ConfigError, Settings, load_settings
+from core.storage import Archive, SearchSyntaxError, open_archive
+
+log = logging.getLogger("tgmon")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def parse_date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tgmon", description="Telegram channel monitor")
+    parser.add_argument("--version", action="version", version=f"tgmon {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", help="run the collector and the bot (when BOT_TOKEN is set) in one process")
+    sub.add_parser("collect", help="run the collector alone")
+    sub.add_parser("bot", help="run the bot alone")
+    sub.add_parser("login", help="log the Telegram user session in (creates TG_SESSION, mode 0600)")
+
+    channels = sub.add_parser("channels", help="watched channels").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    add = channels.add_parser("add", help="watch a channel: @name, t.me/name, t.me/s/name or -100… id")
+    add.add_argument("ref")
+    group = add.add_mutually_exclusive_group()
+    group.add_argument("--backfill", type=int, metavar="N", help="also read the N newest posts")
+    group.add_argument("--since", type=parse_date, metavar="DATE", help="also read posts since DATE (UTC)")
+    channels.add_parser("list", help="watched channels with status, last post and last error")
+    remove = channels.add_parser("remove", help="stop watching a channel (its posts are kept)")
+    remove.add_argument("ref")
+    sub.add_parser("backfill", help="finish every pending backfill now, with progress")
+
+    imp = sub.add_parser("import", help="import Telegram Desktop exports (result.json)")
+    imp.add_argument("paths", nargs="+", type=Path)
+    imp.add_argument("--no-alerts", action="store_true", help="store only; alert nobody")
+
+    export = sub.add_parser("export", help="write posts as JSON lines")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("-o", "--output", default="-", help="file path, or - for standard output")
+    add_filters(export)
+
+    search = sub.add_parser("search", help="full-text search of the archive")
+    search.add_argument("query", nargs="+")
+    search.add_argument("--limit", type=int, default=20)
+    add_filters(search)
+    return parser
+
+
+def add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--channel", help="@name or channel id")
+    parser.add_argument("--since", type=parse_date, metavar="DATE")
+    parser.add_argument("--until", type=parse_date, metavar="DATE")
+    parser.add_argument("--lang", metavar="CODE", help="ISO 639-1 code, e.g. ru")
+
+
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Archive]:
+    try:
+        archive = await open_archive(settings.database_url)
+    except Exception as exc:  # unreadable path, not a database, a newer schema: say so plainly
+        raise UserError(f"cannot open the database {settings.database_url}: {exc}") from None
+    try:
+        yield archive
+    finally:
+        await archive.close()
+
+
+def make_pipeline(settings: Settings, archive: Archive) -> Pipeline:
+    return Pipeline(archive, make_detector(settings.lang_engine))
+
+
+async def resolve_filters(archive: Archive, args: argparse.Namespace) -> PostFilter:
+    channel_id = None
+    if args.channel:
+        ref = args.channel
+        channel = await archive.get_channel(int(ref) if ref.lstrip("-").isdigit() else ref)
+        if channel is None and ref.startswith("-100"):
+            channel = await archive.get_channel(int(ref[4:]))
+        if channel is None:
+            raise UserError(f"no channel {ref!r} in the archive (see `tgmon channels list`)")
+        channel_id = channel.id
+    lang = args.lang.lower() if args.lang else None
+    return PostFilter(channel_id=channel_id, since=args.since, until=args.until, lang=lang)
+
+
+def bar(desc: str, total: int | None = None, unit: str = "post") -> tqdm:
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, disable=None)
+
+
+# commands
+
+
+async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from collectors.tdesktop import ExportFormatError
+    from core.importer import import_exports
+
+    async with opened(settings) as archive:
+        progress = bar("import")
+        try:
+            report = await import_exports(
+                make_pipeline(settings, archive),
+                args.paths,
+                alerts=not args.no_alerts,
+                on_start=lambda total: setattr(progress, "total", total),
+                on_rows=progress.update,
+            )
+        except ExportFormatError as exc:
+            raise UserError(f"{exc}\nNothing was imported.") from None
+        finally:
+            progress.close()
+    print(
+        f"imported {report.messages} messages ({report.service} service) from {report.chats} chats: "
+        f"{report.new} new, {report.edited} changed, {report.unchanged} already archived"
+    )
+    if report.skipped_chats:
+        print(
+            f"skipped {len(report.skipped_chats)} chats that are not channels: "
+            + ", ".join(report.skipped_chats)
+        )
+    return 0
+
+
+async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from core.export import export_jsonl
+
+    async with opened(settings) as archive:
+        filters = await resolve_filters(archive, args)
+        progress = bar("export")
+        target = args.output
+        # the CLI's own output file: buffered writes, nothing else runs on this loop
+        with nullcontext(sys.stdout) if target == "-" else open(target, "w", encoding="utf-8") as out:  # noqa: ASYNC230
+            try:
+                count = await export_jsonl(archive, out, filters, progress.update)
+            finally:
+                progress.close()
+    print(f"exported {count} posts", file=sys.stderr)
+    return 0
+
+
+async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    async with opened(settings) as archive:
+        filters = await resolve_filters(archive, args)
+        try:
+            posts = await archive.search(" ".join(args.query), limit=args.limit, filters=filters)
+        except SearchSyntaxError as exc:
+            raise UserError(str(exc)) from None
+    for post in posts:
+        snippet = " ".join(post.text.split())[:200]
+        flags = " [deleted]" if post.deleted_at else ""
+        print(f"{post.date:%Y-%m-%d %H:%M} {post.channel_username or post.channel_title} {post.lang}{flags}")
+        print(f"  {post.permalink}\n  {snippet}")
+    print(f"{len(posts)} posts", file=sys.stderr)
+    return 0
+
+
+async def cmd_channels_list(settings: Settings, args: argparse.Namespace) -> int:
+    async with opened(settings) as archive:
+        channels = await archive.list_channels(watched_only=False)
+        stats = await archive.channel_stats()
+    if not channels:
+        print("no channels yet: tgmon channels add @name")
+    for channel in channels:
+        posts, last = stats.get(channel.id, (0, None))
+        state = channel.status.value if channel.watched else "archived (not watched)"
+        if channel.flood_wait_until and channel.flood_wait_until > datetime.now(UTC):
+            state += f" until {channel.flood_wait_until:%H:%M:%S}"
+        if channel.backfill_active:
+            state += ", backfill pending"
+        last_text = f"{last:%Y-%m-%d %H:%M}" if last else "-"
+        print(f"{channel.label:<32} id={channel.id:<12} {state:<22} posts={posts:<7} last={last_text}")
+        if channel.last_error:
+            print(f"  last error: {channel.last_error}")
+    return 0
+
+
+async def with_collector(settings: Settings, body: Callable[[Any, Archive], Awaitable[int]]) -> int:
+    """Run `body(collector, archive)` with a connected, logged-in Telegram client."""
+    from collectors.collector import Collector
+    from collectors.source import TelethonSource
+    from collectors.telegram import connect_authorized
+
+    async with opened(settings) as archive:
+        client = await connect_authorized(settings)
+        try:
+            collector = Collector(
+                archive,
+                TelethonSource(client),
+                make_pipeline(settings, archive),
+                poll_interval=settings.poll_interval,
+                refresh_hours=settings.refresh_hours,
+                refresh_interval=settings.refresh_interval,
+                max_flood_wait=settings.max_flood_wait,
+            )
+            return await body(collector, archive)
+        finally:
+            await client.disconnect()
+
+
+async def run_backfills(collector: Any, archive: Archive) -> int:
+    for channel in await archive.list_channels():
+        if channel.backfill_active:
+            with bar(f"backfill {channel.label}", channel.backfill_remaining) as progress:
+                await collector.backfill(channel.id, progress.update)
+    return 0
+
+
+async def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
+    from collectors.refs import ChannelRefError, parse_channel_ref
+    from collectors.source import ChannelUnavailable, FloodWait
+
+    try:
+        ref = parse_channel_ref(args.ref)
+    except ChannelRefError as exc:
+        raise UserError(str(exc)) from None
+
+    async def body(collector: Any, archive: Archive) -> int:
+        try:
+            channel = await collector.add_channel(ref, backfill=args.backfill, since=args.since)
+        except ChannelUnavailable as exc:
+            raise UserError(f"cannot watch {args.ref}: {exc}") from None
+        except FloodWait as exc:
+            raise UserError(f"Telegram asks to wait {exc.seconds} s before resolving more channels") from None
+        print(f"watching {channel.label} ({channel.title}), id {channel.id}")
+        if channel.backfill_active:
+            with bar(f"backfill {channel.label}", args.backfill) as progress:
+                await collector.backfill(channel.id, progress.update)
+        return 0
+
+    return await with_collector(settings, body)
+
+
+async def cmd_channels_remove(settings: Settings, args: argparse.Namespace) -> int:
+    async with opened(settings) as archive:
+        ref = args.ref.removeprefix("https://t.me/").removeprefix("t.me/").removeprefix("s/")
+        channel = await archive.get_channel(
+            int(ref.removeprefix("-100")) if ref.lstrip("-").isdigit() else ref
+        )
+        if channel is None:
+            raise UserError(f"no channel {args.ref!r} in the archive (see `tgmon channels list`)")
+        await archive.unwatch_channel(channel.id)
+        print(f"stopped watching {channel.label}; its {await archive.count_posts(channel.id)} posts are kept")
+    return 0
+
+
+async def cmd_collect(settings: Settings, args: argparse.Namespace, with_bot: bool = False) -> int:
+    async def body(collector: Any, archive: Archive) -> int:
+        jobs = [collector.run()]
+        if with_bot:
+            if settings.bot_configured:
+                from bot.app import run_bot
+
+                jobs.append(run_bot(settings, archive))
+            else:
+                log.warning("bot_disabled reason=BOT_TOKEN is not set; collecting only")
+        await asyncio.gather(*jobs)
+        return 0
+
+    return await with_collector(settings, body)
+
+
+async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import run_bot
+
+    settings.require_bot_token()
+    async with opened(settings) as archive:
+        await run_bot(settings, archive)
+    return 0
+
+
+async def cmd_login(settings: Settings, args: argparse.Namespace) -> int:
+    from collectors.telegram import build_client, protect_session
+
+    client = build_client(settings)
+    await client.start()  # asks for the phone, the code and the 2FA password when one is set
+    me = await client.get_me()
+    if settings.session_is_string:
+        print("logged in; this session string now holds the login, keep it secret:")
+        print(client.session.save())
+    protect_session(settings)
+    await client.disconnect()
+    print(f"logged in as {getattr(me, 'username', None) or getattr(me, 'id', '?')}")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "import": cmd_import,
+    "export": cmd_export,
+    "search": cmd_search,
+    "channels list": cmd_channels_list,
+    "channels add": cmd_channels_add,
+    "channels remove": cmd_channels_remove,
+    "backfill": lambda settings, _: with_collector(settings, run_backfills),
+    "collect": cmd_collect,
+    "run": lambda settings, args: cmd_collect(settings, args, with_bot=True),
+    "bot": cmd_bot,
+    "login": cmd_login,
+}
+
+
+def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int:
+    err = stderr or sys.stderr
+    args = build_parser().parse_args(argv)
+    name = args.command + (f" {args.action}" if getattr(args, "action", None) else "")
+    try:
+        settings = load_settings()
+        logging.basicConfig(
+            level=logging.DEBUG
+            if args.verbose
+            else getattr(logging, settings.log_level.upper(), logging.INFO),
+            format="%(asctime)s %(levelname)s %(name)s %(message)s",
+            stream=err,
+        )
+        logging.getLogger("telethon").setLevel(logging.WARNING)
+        code: int = asyncio.run(COMMANDS[name](settings, args))
+        return code
+    except (ConfigError, UserError) as exc:
+        print(f"tgmon: {exc}", file=err)
+        return 2
+    except BrokenPipeError:  # the reader went away (`tgmon export | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 0
+    except KeyboardInterrupt:
+        print("tgmon: interrupted; progress so far is saved", file=err)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Streaming export of the archive. JSONL here; more formats come with the analysts' issue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import aclosing
+from datetime import datetime
+from typing import Any, TextIO
+
+from core.models import Post, PostFilter
+from core.storage import Archive
+
+JSONL_SCHEMA_VERSION = 1
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def post_record(post: Post) -> dict[str, Any]:
+    """One post as the documented, stable JSONL record (see docs/export.md)."""
+    return {
+        "schema": JSONL_SCHEMA_VERSION,
+        "channel_id": post.channel_id,
+        "channel": post.channel_username or post.channel_title,
+        "channel_title": post.channel_title,
+        "message_id": post.message_id,
+        "date": iso(post.date),
+        "text": post.text,
+        "entities": [
+            {"type": e.type, "offset": e.offset, "length": e.length} | ({"url": e.url} if e.url else {})
+            for e in post.entities
+        ],
+        "lang": post.lang,
+        "lang_confidence": round(post.lang_confidence, 4),
+        "url": post.permalink,
+        "views": post.views,
+        "forwards": post.forwards,
+        "replies": post.replies,
+        "reactions": post.reactions,
+        "media_type": post.media_type,
+        "forwarded_from": post.forwarded_from,
+        "reply_to": post.reply_to,
+        "album_id": post.album_id,
+        "author": post.author,
+        "service_action": post.service_action,
+        "tags": list(post.tags),
+        "edited": iso(post.edit_date),
+        "versions": post.versions,
+        "deleted": post.deleted_at is not None,
+        "deleted_at": iso(post.deleted_at),
+        "collected_at": iso(post.collected_at),
+        "content_hash": post.content_hash,
+    }
+
+
+async def export_jsonl(
+    archive: Archive,
+    out: TextIO,
+    filters: PostFilter | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> int:
+    """Write one JSON object per line; memory stays flat whatever the archive's size."""
+    count = 0
+    async with aclosing(archive.iter_posts(filters)) as posts:
+        async for post in posts:
+            out.write(json.dumps(post_record(post), ensure_ascii=False, separators=(",", ":")))
+            out.write("\n")
+            count += 1
+            if on_rows and count % 1000 == 0:
+                on_rows(1000)
+    if on_rows and count % 1000:
+        on_rows(count % 1000)
+    return count

@@ -1,0 +1,94 @@
+"""Forward-only numbered migrations; `PRAGMA user_version` holds the number applied last."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: channels, posts, edit history, full-text index
+    """
+    CREATE TABLE channels (
+        id                 INTEGER PRIMARY KEY,
+        username           TEXT COLLATE NOCASE,
+        title              TEXT NOT NULL DEFAULT '',
+        access_hash        INTEGER,
+        watched            INTEGER NOT NULL DEFAULT 1,
+        status             TEXT NOT NULL DEFAULT 'active',
+        last_error         TEXT,
+        last_seen_id       INTEGER NOT NULL DEFAULT 0,
+        backfill_cursor    INTEGER,
+        backfill_remaining INTEGER,
+        backfill_since     INTEGER,
+        backfill_active    INTEGER NOT NULL DEFAULT 0,
+        flood_wait_until   INTEGER,
+        added_at           INTEGER NOT NULL
+    );
+    CREATE INDEX channels_username ON channels(username);
+
+    CREATE TABLE posts (
+        id              INTEGER PRIMARY KEY,
+        channel_id      INTEGER NOT NULL REFERENCES channels(id),
+        message_id      INTEGER NOT NULL,
+        date            INTEGER NOT NULL,
+        text            TEXT NOT NULL,
+        entities        TEXT,
+        lang            TEXT NOT NULL,
+        lang_confidence REAL NOT NULL,
+        views           INTEGER,
+        forwards        INTEGER,
+        replies         INTEGER,
+        reactions       TEXT,
+        media_type      TEXT,
+        forwarded_from  TEXT,
+        reply_to        INTEGER,
+        album_id        INTEGER,
+        author          TEXT,
+        service_action  TEXT,
+        tags            TEXT,
+        permalink       TEXT NOT NULL,
+        edit_date       INTEGER,
+        deleted_at      INTEGER,
+        collected_at    INTEGER NOT NULL,
+        content_hash    TEXT NOT NULL,
+        version         INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (channel_id, message_id)
+    );
+    CREATE INDEX posts_date ON posts(date);
+    CREATE INDEX posts_channel_date ON posts(channel_id, date);
+
+    CREATE TABLE post_versions (
+        post_id      INTEGER NOT NULL REFERENCES posts(id),
+        version      INTEGER NOT NULL,
+        text         TEXT NOT NULL,
+        entities     TEXT,
+        edit_date    INTEGER,
+        recorded_at  INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        PRIMARY KEY (post_id, version)
+    ) WITHOUT ROWID;
+
+    -- Folded text (see core.textnorm.fold); rowid = posts.id.
+    CREATE VIRTUAL TABLE posts_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNewError(RuntimeError):
+    pass
+
+
+async def migrate(db: aiosqlite.Connection) -> int:
+    """Apply every migration above the database's version, each in its own transaction."""
+    async with db.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    current = int(row[0]) if row else 0
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"the database is at schema {current}, this tgmon knows up to {SCHEMA_VERSION}: upgrade tgmon"
+        )
+    for number in range(current + 1, SCHEMA_VERSION + 1):
+        script = MIGRATIONS[number - 1]
+        await db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+    return SCHEMA_VERSION

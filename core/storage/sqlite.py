@@ -1,0 +1,534 @@
+"""The SQLite archive: WAL, foreign keys, a busy timeout, batched writes, an FTS5 index."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from core.models import (
+    Channel,
+    ChannelProgress,
+    ChannelStatus,
+    Post,
+    PostFilter,
+    PostVersion,
+    ProcessedPost,
+    SaveResult,
+)
+from core.storage import rows
+from core.storage.ftsquery import to_fts5
+from core.storage.migrations import migrate
+from core.textnorm import fold
+
+BUSY_TIMEOUT_MS = 15_000
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
+
+
+def _chunks(items: Sequence[int], size: int = _CHUNK) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by the owner only, from its first byte."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _fts_body(text: str) -> str:
+    return fold(text)
+
+
+class SqliteArchive:
+    """One connection per process; writes are serialised and each batch is one transaction."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteArchive:
+        if str(path) != ":memory:":
+            await asyncio.to_thread(_create_private, path)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await migrate(db)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncGenerator[aiosqlite.Connection, None]:
+        async with self._write_lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self._db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        async with self._db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    # channels
+
+    async def upsert_channel(
+        self,
+        channel_id: int,
+        username: str | None,
+        title: str,
+        *,
+        access_hash: int | None = None,
+        watched: bool | None = None,
+    ) -> Channel:
+        """Add a channel or refresh its names; `watched=True` (re)starts collecting it."""
+        now = int(datetime.now(UTC).timestamp())
+        async with self._write() as db:
+            if username:  # a username that changed hands no longer points at the old channel
+                await db.execute(
+                    "UPDATE channels SET username = NULL WHERE username = ? AND id != ?",
+                    (username, channel_id),
+                )
+            await db.execute(
+                "INSERT INTO channels (id, username, title, access_hash, watched, added_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET username = COALESCE(excluded.username, username), "
+                "title = CASE WHEN excluded.title != '' THEN excluded.title ELSE title END, "
+                "access_hash = COALESCE(excluded.access_hash, access_hash), "
+                "watched = CASE WHEN ? IS NULL THEN watched ELSE excluded.watched END, "
+                "status = CASE WHEN ? = 1 THEN 'active' ELSE status END",
+                (
+                    channel_id,
+                    username,
+                    title,
+                    access_hash,
+                    1 if watched is None else int(watched),
+                    now,
+                    watched,
+                    1 if watched else 0,
+                ),
+            )
+        channel = await self.get_channel(channel_id)
+        assert channel is not None
+        return channel
+
+    async def unwatch_channel(self, channel_id: int) -> None:
+        """Stop collecting a channel; its posts stay in the archive."""
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE channels SET watched = 0, status = 'removed' WHERE id = ?", (channel_id,)
+            )
+
+    async def get_channel(self, ref: int | str) -> Channel | None:
+        if isinstance(ref, int):
+            row = await self._one(f"SELECT {rows.CHANNEL_COLUMNS} FROM channels WHERE id = ?", (ref,))
+        else:
+            row = await self._one(
+                f"SELECT {rows.CHANNEL_COLUMNS} FROM channels WHERE username = ?", (ref.lstrip("@"),)
+            )
+        return rows.channel_from(row) if row else None
+
+    async def list_channels(self, *, watched_only: bool = True) -> list[Channel]:
+        where = "WHERE watched = 1" if watched_only else ""
+        found = await self._all(f"SELECT {rows.CHANNEL_COLUMNS} FROM channels {where} ORDER BY added_at, id")
+        return [rows.channel_from(r) for r in found]
+
+    async def set_channel_status(
+        self,
+        channel_id: int,
+        status: ChannelStatus,
+        *,
+        error: str | None = None,
+        flood_wait_until: datetime | None = None,
+    ) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE channels SET status = ?, last_error = COALESCE(?, last_error), flood_wait_until = ? "
+                "WHERE id = ?",
+                (status.value, error, rows.ts(flood_wait_until), channel_id),
+            )
+
+    async def record_progress(self, progress: ChannelProgress) -> None:
+        async with self._write() as db:
+            await self._apply_progress(db, progress)
+
+    async def _apply_progress(self, db: aiosqlite.Connection, progress: ChannelProgress) -> None:
+        if progress.last_seen_id is not None:
+            await db.execute(
+                "UPDATE channels SET last_seen_id = MAX(last_seen_id, ?) WHERE id = ?",
+                (progress.last_seen_id, progress.channel_id),
+            )
+        if progress.backfill_done:
+            await db.execute(
+                "UPDATE channels SET backfill_active = 0, backfill_remaining = NULL, backfill_since = NULL "
+                "WHERE id = ?",
+                (progress.channel_id,),
+            )
+        elif progress.backfill is not None:
+            state = progress.backfill
+            await db.execute(
+                "UPDATE channels SET backfill_active = 1, backfill_cursor = ?, backfill_remaining = ?, "
+                "backfill_since = ? WHERE id = ?",
+                (state.cursor, state.remaining, rows.ts(state.since), progress.channel_id),
+            )
+
+    # posts
+
+    async def known_hashes(self, channel_id: int, message_ids: Sequence[int]) -> dict[int, str]:
+        """Content hashes of the stored posts among `message_ids`: the pipeline skips unchanged text."""
+        known: dict[int, str] = {}
+        for chunk in _chunks(message_ids):
+            marks = ",".join("?" * len(chunk))
+            for message_id, content_hash in await self._all(
+                "SELECT message_id, content_hash FROM posts "
+                f"WHERE channel_id = ? AND message_id IN ({marks})",
+                (channel_id, *chunk),
+            ):
+                known[message_id] = content_hash
+        return known
+
+    async def save_posts(
+        self, posts: Sequence[ProcessedPost], *, progress: ChannelProgress | None = None
+    ) -> SaveResult:
+        """Insert new posts, record new versions of edited ones, refresh counters: one transaction."""
+        result = SaveResult()
+        now = int(datetime.now(UTC).timestamp())
+        async with self._write() as db:
+            by_channel: dict[int, list[ProcessedPost]] = {}
+            for post in posts:
+                by_channel.setdefault(post.raw.channel_id, []).append(post)
+            for channel_id, batch in by_channel.items():
+                await self._save_channel_batch(db, channel_id, batch, now, result)
+            if progress is not None:
+                await self._apply_progress(db, progress)
+        return result
+
+    async def _save_channel_batch(
+        self,
+        db: aiosqlite.Connection,
+        channel_id: int,
+        batch: list[ProcessedPost],
+        now: int,
+        result: SaveResult,
+    ) -> None:
+        row = await self._one("SELECT username, title FROM channels WHERE id = ?", (channel_id,))
+        if row is None:
+            raise LookupError(f"channel {channel_id} is not in the archive; add it first")
+        username, title = row
+        latest: dict[int, ProcessedPost] = {}
+        for post in batch:  # the last copy of a message in one batch wins
+            latest[post.raw.message_id] = post
+        existing: dict[int, tuple[int, str, int | None, int]] = {}
+        for chunk in _chunks(list(latest)):
+            marks = ",".join("?" * len(chunk))
+            for pid, mid, chash, edit, version in await self._all(
+                f"SELECT id, message_id, content_hash, edit_date, version FROM posts "
+                f"WHERE channel_id = ? AND message_id IN ({marks})",
+                (channel_id, *chunk),
+            ):
+                existing[mid] = (pid, chash, edit, version)
+
+        new_rows, edits, counters = [], [], []
+        for mid, post in latest.items():
+            raw = post.raw
+            link = rows.permalink(channel_id, username, mid)
+            if mid not in existing:
+                new_rows.append(post)
+                result.new.append(self._post(post, link, now, username, title, 1))
+                continue
+            pid, old_hash, old_edit, version = existing[mid]
+            new_edit = rows.ts(raw.edit_date)
+            stale = old_edit is not None and new_edit is not None and new_edit < old_edit
+            if old_hash != post.content_hash and not stale:
+                edits.append((pid, version + 1, post))
+                result.edited.append(self._post(post, link, now, username, title, version + 1))
+            else:
+                counters.append((raw.views, raw.forwards, raw.replies, rows.json_or_none(raw.reactions), pid))
+                result.unchanged += 1
+
+        if new_rows:
+            await db.executemany(
+                "INSERT INTO posts (channel_id, message_id, date, text, entities, lang, lang_confidence, "
+                "views, forwards, replies, reactions, media_type, forwarded_from, reply_to, album_id, "
+                "author, service_action, tags, permalink, edit_date, collected_at, content_hash) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    self._insert_params(p, rows.permalink(channel_id, username, p.raw.message_id), now)
+                    for p in new_rows
+                ],
+            )
+            ids = {}
+            new_ids = [p.raw.message_id for p in new_rows]
+            for chunk in _chunks(new_ids):
+                marks = ",".join("?" * len(chunk))
+                for pid, mid in await self._all(
+                    f"SELECT id, message_id FROM posts WHERE channel_id = ? AND message_id IN ({marks})",
+                    (channel_id, *chunk),
+                ):
+                    ids[mid] = pid
+            await db.executemany(
+                "INSERT INTO post_versions (post_id, version, text, entities, edit_date, recorded_at, "
+                "content_hash) VALUES (?, 1, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        ids[p.raw.message_id],
+                        p.raw.text,
+                        rows.entities_json(p.raw.entities),
+                        rows.ts(p.raw.edit_date),
+                        now,
+                        p.content_hash,
+                    )
+                    for p in new_rows
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)",
+                [(ids[p.raw.message_id], _fts_body(p.raw.text)) for p in new_rows if p.raw.text],
+            )
+        if edits:
+            await db.executemany(
+                "UPDATE posts SET text = ?, entities = ?, lang = ?, lang_confidence = ?, tags = ?, "
+                "edit_date = ?, content_hash = ?, version = ?, media_type = ?, deleted_at = NULL, "
+                "views = COALESCE(?, views), forwards = COALESCE(?, forwards), "
+                "replies = COALESCE(?, replies), reactions = COALESCE(?, reactions) WHERE id = ?",
+                [
+                    (
+                        p.raw.text,
+                        rows.entities_json(p.raw.entities),
+                        p.lang,
+                        p.lang_confidence,
+                        rows.json_or_none(list(p.tags)),
+                        rows.ts(p.raw.edit_date),
+                        p.content_hash,
+                        version,
+                        p.raw.media_type,
+                        p.raw.views,
+                        p.raw.forwards,
+                        p.raw.replies,
+                        rows.json_or_none(p.raw.reactions),
+                        pid,
+                    )
+                    for pid, version, p in edits
+                ],
+            )
+            await db.executemany(
+                "INSERT OR REPLACE INTO post_versions (post_id, version, text, entities, edit_date, "
+                "recorded_at, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        pid,
+                        version,
+                        p.raw.text,
+                        rows.entities_json(p.raw.entities),
+                        rows.ts(p.raw.edit_date),
+                        now,
+                        p.content_hash,
+                    )
+                    for pid, version, p in edits
+                ],
+            )
+            await db.executemany("DELETE FROM posts_fts WHERE rowid = ?", [(pid,) for pid, _, _ in edits])
+            await db.executemany(
+                "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)",
+                [(pid, _fts_body(p.raw.text)) for pid, _, p in edits if p.raw.text],
+            )
+        if counters:
+            await db.executemany(
+                "UPDATE posts SET views = COALESCE(?, views), forwards = COALESCE(?, forwards), "
+                "replies = COALESCE(?, replies), reactions = COALESCE(?, reactions) WHERE id = ?",
+                counters,
+            )
+
+    @staticmethod
+    def _insert_params(p: ProcessedPost, link: str, now: int) -> tuple[Any, ...]:
+        raw = p.raw
+        return (
+            raw.channel_id,
+            raw.message_id,
+            rows.ts(raw.date),
+            raw.text,
+            rows.entities_json(raw.entities),
+            p.lang,
+            p.lang_confidence,
+            raw.views,
+            raw.forwards,
+            raw.replies,
+            rows.json_or_none(raw.reactions),
+            raw.media_type,
+            raw.forwarded_from,
+            raw.reply_to,
+            raw.album_id,
+            raw.author,
+            raw.service_action,
+            rows.json_or_none(list(p.tags)),
+            link,
+            rows.ts(raw.edit_date),
+            now,
+            p.content_hash,
+        )
+
+    @staticmethod
+    def _post(p: ProcessedPost, link: str, now: int, username: str | None, title: str, version: int) -> Post:
+        raw = p.raw
+        return Post(
+            channel_id=raw.channel_id,
+            message_id=raw.message_id,
+            date=raw.date,
+            text=raw.text,
+            entities=raw.entities,
+            lang=p.lang,
+            lang_confidence=p.lang_confidence,
+            views=raw.views,
+            forwards=raw.forwards,
+            replies=raw.replies,
+            reactions=raw.reactions,
+            media_type=raw.media_type,
+            forwarded_from=raw.forwarded_from,
+            reply_to=raw.reply_to,
+            album_id=raw.album_id,
+            author=raw.author,
+            service_action=raw.service_action,
+            tags=p.tags,
+            permalink=link,
+            edit_date=raw.edit_date,
+            deleted_at=None,
+            collected_at=datetime.fromtimestamp(now, UTC),
+            content_hash=p.content_hash,
+            channel_username=username,
+            channel_title=title,
+            versions=version,
+        )
+
+    async def mark_deleted(self, channel_id: int, message_ids: Sequence[int], at: datetime) -> int:
+        """Flag deleted posts (they stay in the archive); returns how many were newly flagged."""
+        changed = 0
+        async with self._write() as db:
+            for chunk in _chunks(list(message_ids)):
+                marks = ",".join("?" * len(chunk))
+                cur = await db.execute(
+                    f"UPDATE posts SET deleted_at = ? WHERE channel_id = ? AND deleted_at IS NULL "
+                    f"AND message_id IN ({marks})",
+                    (rows.ts(at), channel_id, *chunk),
+                )
+                changed += cur.rowcount
+        return changed
+
+    async def recent_message_ids(self, channel_id: int, since: datetime) -> list[int]:
+        found = await self._all(
+            "SELECT message_id FROM posts WHERE channel_id = ? AND date >= ? AND deleted_at IS NULL "
+            "ORDER BY message_id",
+            (channel_id, rows.ts(since)),
+        )
+        return [r[0] for r in found]
+
+    async def get_post(self, channel_id: int, message_id: int) -> Post | None:
+        row = await self._one(
+            f"SELECT {rows.POST_COLUMNS} FROM posts p JOIN channels c ON c.id = p.channel_id "
+            "WHERE p.channel_id = ? AND p.message_id = ?",
+            (channel_id, message_id),
+        )
+        return rows.post_from(row) if row else None
+
+    async def versions(self, channel_id: int, message_id: int) -> list[PostVersion]:
+        found = await self._all(
+            "SELECT v.version, v.text, v.edit_date, v.recorded_at FROM post_versions v "
+            "JOIN posts p ON p.id = v.post_id WHERE p.channel_id = ? AND p.message_id = ? ORDER BY v.version",
+            (channel_id, message_id),
+        )
+        return [
+            PostVersion(channel_id, message_id, r[0], r[1], rows.dt(r[2]), rows.dt(r[3]) or datetime.now(UTC))
+            for r in found
+        ]
+
+    async def count_posts(self, channel_id: int | None = None) -> int:
+        if channel_id is None:
+            row = await self._one("SELECT COUNT(*) FROM posts")
+        else:
+            row = await self._one("SELECT COUNT(*) FROM posts WHERE channel_id = ?", (channel_id,))
+        return int(row[0])
+
+    async def channel_stats(self) -> dict[int, tuple[int, datetime | None]]:
+        """Per channel: stored posts and the date of the newest one."""
+        found = await self._all("SELECT channel_id, COUNT(*), MAX(date) FROM posts GROUP BY channel_id")
+        return {r[0]: (r[1], rows.dt(r[2])) for r in found}
+
+    async def search(self, query: str, *, limit: int = 20, filters: PostFilter | None = None) -> list[Post]:
+        """Newest posts matching the query; raises SearchSyntaxError for a query with no words."""
+        where, params = _filter_sql(filters or PostFilter())
+        found = await self._all(
+            f"SELECT {rows.POST_COLUMNS} FROM posts_fts f JOIN posts p ON p.id = f.rowid "
+            f"JOIN channels c ON c.id = p.channel_id WHERE posts_fts MATCH ? {where} "
+            "ORDER BY p.date DESC LIMIT ?",
+            (to_fts5(query), *params, limit),
+        )
+        return [rows.post_from(r) for r in found]
+
+    async def iter_posts(
+        self, filters: PostFilter | None = None, *, batch: int = 1000
+    ) -> AsyncGenerator[Post, None]:
+        """Stream posts in (date, channel, message) order with flat memory."""
+        where, params = _filter_sql(filters or PostFilter())
+        async with self._db.execute(
+            f"SELECT {rows.POST_COLUMNS} FROM posts p JOIN channels c ON c.id = p.channel_id "
+            f"WHERE 1 = 1 {where} ORDER BY p.date, p.channel_id, p.message_id",
+            params,
+        ) as cur:
+            while chunk := await cur.fetchmany(batch):
+                for row in chunk:
+                    yield rows.post_from(row)
+
+    async def fts_consistent(self) -> bool:
+        """True when the full-text index holds exactly the posts that have text."""
+        row = await self._one(
+            "SELECT (SELECT COUNT(*) FROM posts WHERE text != '') = (SELECT COUNT(*) FROM posts_fts) "
+            "AND NOT EXISTS (SELECT 1 FROM posts_fts f LEFT JOIN posts p ON p.id = f.rowid "
+            "WHERE p.id IS NULL)"
+        )
+        return bool(row[0])
+
+    async def integrity_ok(self) -> bool:
+        row = await self._one("PRAGMA integrity_check")
+        return bool(row and row[0] == "ok")
+
+
+def _filter_sql(f: PostFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if f.channel_id is not None:
+        clauses.append("p.channel_id = ?")
+        params.append(f.channel_id)
+    if f.since is not None:
+        clauses.append("p.date >= ?")
+        params.append(rows.ts(f.since))
+    if f.until is not None:
+        clauses.append("p.date < ?")
+        params.append(rows.ts(f.until))
+    if f.lang is not None:
+        clauses.append("p.lang = ?")
+        params.append(f.lang)
+    if not f.include_deleted:
+        clauses.append("p.deleted_at IS NULL")
+    return "".join(f" AND {c}" for c in clauses), params

@@ -1,0 +1,109 @@
+"""A fake TelegramClient: the methods the adapter calls, over real TL objects, with injectable faults."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telethon import errors
+from telethon.tl import types
+
+
+@dataclass
+class FakeChannel:
+    entity: types.Channel
+    messages: dict[int, types.Message] = field(default_factory=dict)
+
+
+class FakeTelegramClient:
+    def __init__(self) -> None:
+        self.channels: dict[int, FakeChannel] = {}
+        self.users: dict[str, types.User] = {}
+        self.handlers: list[Callable[[Any], Awaitable[None]]] = []
+        # channel id → exceptions raised by the next history/get_messages calls, in order
+        self.faults: dict[int, list[BaseException]] = {}
+        # channel id → (messages to yield, then this exception), once
+        self.break_after: dict[int, tuple[int, BaseException]] = {}
+        self.calls: list[tuple[str, int, dict[str, Any]]] = []
+
+    # test setup
+
+    def add_channel(self, entity: types.Channel, messages: list[types.Message] = ()) -> FakeChannel:  # type: ignore[assignment]
+        channel = FakeChannel(entity, {m.id: m for m in messages})
+        self.channels[entity.id] = channel
+        return channel
+
+    def post(self, message: types.Message) -> None:
+        self.channels[message.peer_id.channel_id].messages[message.id] = message
+
+    async def push(self, update: Any) -> None:
+        """Deliver a raw update to every registered handler, as Telethon's update loop would."""
+        for handler in self.handlers:
+            await handler(update)
+
+    # the TelegramClient surface
+
+    def add_event_handler(self, callback: Callable[[Any], Awaitable[None]], event: Any = None) -> None:
+        self.handlers.append(callback)
+
+    async def get_entity(self, entity: Any) -> Any:
+        if isinstance(entity, str):
+            name = entity.lstrip("@").lower()
+            for channel in self.channels.values():
+                if (channel.entity.username or "").lower() == name:
+                    return channel.entity
+            if name in self.users:
+                return self.users[name]
+            raise errors.UsernameNotOccupiedError(request=None)
+        channel = self.channels.get(self._id(entity))
+        if channel is None:
+            raise errors.ChannelInvalidError(request=None)
+        return channel.entity
+
+    def _id(self, entity: Any) -> int:
+        for attr in ("channel_id", "id"):
+            if hasattr(entity, attr):
+                return int(getattr(entity, attr))
+        raise ValueError(f"cannot find the entity for {entity!r}")
+
+    def _channel(self, entity: Any, call: str, kwargs: dict[str, Any]) -> FakeChannel:
+        channel_id = self._id(entity)
+        self.calls.append((call, channel_id, kwargs))
+        queue = self.faults.get(channel_id)
+        if queue:
+            raise queue.pop(0)
+        if channel_id not in self.channels:
+            raise errors.ChannelInvalidError(request=None)
+        return self.channels[channel_id]
+
+    def iter_messages(
+        self,
+        entity: Any,
+        limit: int | None = None,
+        *,
+        min_id: int = 0,
+        offset_id: int = 0,
+        reverse: bool = False,
+        **_: Any,
+    ) -> AsyncIterator[types.Message]:
+        kwargs = {"limit": limit, "min_id": min_id, "offset_id": offset_id, "reverse": reverse}
+
+        async def generate() -> AsyncIterator[types.Message]:
+            channel = self._channel(entity, "iter_messages", kwargs)
+            ids = sorted(channel.messages, reverse=not reverse)
+            ids = [i for i in ids if i > min_id and (not offset_id or i < offset_id)]
+            if limit is not None:
+                ids = ids[:limit]
+            brk = self.break_after.get(channel.entity.id)
+            for n, message_id in enumerate(ids):
+                if brk is not None and n == brk[0]:
+                    del self.break_after[channel.entity.id]
+                    raise brk[1]
+                yield channel.messages[message_id]
+
+        return generate()
+
+    async def get_messages(self, entity: Any, limit: Any = None, *, ids: Any = None, **_: Any) -> Any:
+        channel = self._channel(entity, "get_messages", {"ids": ids})
+        return [channel.messages.get(i) for i in ids]

@@ -1,0 +1,83 @@
+"""normalise → language → tag → store → hand over, with no Telethon in sight."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from core.models import Entity, RawPost
+from core.pipeline import Pipeline, content_hash, extract_tags, normalise
+from core.storage.sqlite import SqliteArchive
+from tests.fakes.memory import FixedDetector, RecordingSink
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def test_normalise_canonical_form() -> None:
+    local = timezone(timedelta(hours=5))
+    post = normalise(
+        RawPost(
+            channel_id=-1001234,
+            message_id=1,
+            date=datetime(2024, 3, 1, 14, 0, tzinfo=local),
+            edit_date=datetime(2024, 3, 1, 9, 30),
+            text="a\x00b",
+            views=-1,
+            reactions={},
+        )
+    )
+    assert post.channel_id == 1234
+    assert post.date == T0 and post.date.tzinfo == UTC
+    assert post.edit_date == T0 + timedelta(minutes=30)
+    assert post.text == "ab" and post.views is None and post.reactions is None
+
+
+def test_tags_from_entities_and_text() -> None:
+    text = "🇰🇿 #Казахстан news via @KZ_News and $KZT, not an e-mail@example.com"
+    utf16_offset = len("🇰🇿 ".encode("utf-16-le")) // 2
+    post = RawPost(7, 1, T0, text, entities=(Entity("hashtag", utf16_offset, 10),))
+    assert extract_tags(post) == ("#казахстан", "@kz_news", "$kzt")
+
+
+def test_content_hash_tracks_text_entities_and_media() -> None:
+    base = RawPost(7, 1, T0, "same")
+    assert content_hash(base) == content_hash(RawPost(7, 1, T0, "same", views=10))
+    assert content_hash(base) != content_hash(RawPost(7, 1, T0, "same", entities=(Entity("bold", 0, 4),)))
+    assert content_hash(base) != content_hash(RawPost(7, 1, T0, "same", media_type="photo"))
+
+
+async def test_language_is_detected_once_per_version(archive: SqliteArchive) -> None:
+    detector, sink = FixedDetector(), RecordingSink()
+    pipeline = Pipeline(archive, detector, sink)
+    await archive.upsert_channel(7, None, "c")
+    posts = [
+        RawPost(7, 1, T0, "hello"),
+        RawPost(7, 2, T0, "привет"),
+        RawPost(7, 3, T0, service_action="pin_message"),
+    ]
+    result = await pipeline.ingest(posts)
+    assert [(p.message_id, p.lang) for p in result.new] == [(1, "en"), (2, "ru"), (3, "und")]
+    assert detector.calls == 2  # service messages are not judged
+    await pipeline.ingest([RawPost(7, 1, T0, "hello", views=3)])
+    assert detector.calls == 2  # unchanged text: counters refreshed, no detection
+    await pipeline.ingest([RawPost(7, 1, T0, "привет всем", edit_date=T0 + timedelta(hours=1))])
+    assert detector.calls == 3
+    post = await archive.get_post(7, 1)
+    assert post is not None and post.lang == "ru" and post.views == 3
+    # alerts see real posts only, and edits separately
+    assert [p.message_id for p in sink.new] == [1, 2] and [p.message_id for p in sink.edited] == [1]
+
+
+async def test_no_alerts_stores_without_handing_over(archive: SqliteArchive) -> None:
+    sink = RecordingSink()
+    pipeline = Pipeline(archive, FixedDetector(), sink)
+    await archive.upsert_channel(7, None, "c")
+    result = await pipeline.ingest([RawPost(7, 1, T0, "quiet")], alerts=False)
+    assert len(result.new) == 1 and sink.new == []
+
+
+async def test_one_batch_with_two_copies_of_a_post_keeps_the_last(archive: SqliteArchive) -> None:
+    pipeline = Pipeline(archive, FixedDetector())
+    await archive.upsert_channel(7, None, "c")
+    await pipeline.ingest([RawPost(7, 1, T0, "draft"), RawPost(7, 1, T0, "final", edit_date=T0)])
+    post = await archive.get_post(7, 1)
+    assert post is not None and post.text == "final" and await archive.count_posts() == 1

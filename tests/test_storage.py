@@ -1,0 +1,169 @@
+"""The SQLite archive: schema, pragmas, versions, deletions, full-text search in several scripts."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from core.models import ChannelProgress, PostFilter, RawPost
+from core.pipeline import Pipeline
+from core.storage import SearchSyntaxError
+from core.storage.migrations import SCHEMA_VERSION, SchemaTooNewError
+from core.storage.sqlite import SqliteArchive
+
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def raw(message_id: int, text: str, channel_id: int = 7, **kw: object) -> RawPost:
+    return RawPost(
+        channel_id=channel_id, message_id=message_id, date=T0 + timedelta(minutes=message_id), text=text, **kw
+    )  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def channel(archive: SqliteArchive) -> int:
+    await archive.upsert_channel(7, "kz_news", "KZ News")
+    return 7
+
+
+async def test_pragmas_schema_and_file_mode(archive: SqliteArchive, tmp_path: Path) -> None:
+    db_path = tmp_path / "tgmon.db"
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+    async with aiosqlite.connect(db_path) as db:
+        assert (await (await db.execute("PRAGMA journal_mode")).fetchone())[0] == "wal"  # type: ignore[index]
+        assert (await (await db.execute("PRAGMA user_version")).fetchone())[0] == SCHEMA_VERSION  # type: ignore[index]
+    assert await archive.integrity_ok()
+
+
+async def test_reopening_is_idempotent_and_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    for _ in range(2):  # the second open finds the schema current and changes nothing
+        opened = await SqliteArchive.open(path)
+        await opened.close()
+    async with aiosqlite.connect(path) as db:
+        await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        await db.commit()
+    with pytest.raises(SchemaTooNewError, match="upgrade tgmon"):
+        await SqliteArchive.open(path)
+
+
+async def test_foreign_keys_refuse_posts_of_unknown_channels(pipeline: Pipeline) -> None:
+    with pytest.raises(LookupError, match="add it first"):
+        await pipeline.ingest([raw(1, "orphan", channel_id=999)])
+
+
+async def test_edit_history_keeps_every_version(
+    pipeline: Pipeline, archive: SqliteArchive, channel: int
+) -> None:
+    await pipeline.ingest([raw(1, "first")])
+    await pipeline.ingest([raw(1, "second", edit_date=T0 + timedelta(hours=1))])
+    await pipeline.ingest([raw(1, "second", edit_date=T0 + timedelta(hours=1), views=5)])  # counters only
+    await pipeline.ingest([raw(1, "stale copy", edit_date=T0 + timedelta(minutes=30))])  # older than stored
+    versions = await archive.versions(channel, 1)
+    assert [(v.version, v.text) for v in versions] == [(1, "first"), (2, "second")]
+    post = await archive.get_post(channel, 1)
+    assert post is not None and post.text == "second" and post.views == 5 and post.versions == 2
+    assert [p.message_id for p in await archive.search("second")] == [1]
+    assert await archive.search("first") == []
+    assert await archive.fts_consistent()
+
+
+async def test_deleted_posts_are_kept_and_flagged(
+    pipeline: Pipeline, archive: SqliteArchive, channel: int
+) -> None:
+    await pipeline.ingest([raw(1, "keep me"), raw(2, "and me")])
+    assert await archive.mark_deleted(channel, [2, 3], T0) == 1
+    assert await archive.mark_deleted(channel, [2], T0) == 0
+    assert await archive.count_posts() == 2
+    post = await archive.get_post(channel, 2)
+    assert post is not None and post.deleted_at == T0
+    live = [p.message_id async for p in archive.iter_posts(PostFilter(include_deleted=False))]
+    assert live == [1]
+
+
+@pytest.mark.parametrize(
+    ("text", "query"),
+    [
+        ("Протестующие собрались в Алмате", "алмате"),
+        ("Ёлки зелёные", "елки"),  # ё folds to е
+        ("Українці сміливі", "УКРАЇНЦІ"),
+        ("عَلَىٰ نَهجِ السَّلَفِ", "نهج"),  # harakat do not split Arabic words
+        ("著名浏览器用户js脚本管理器Tampermonkey正式确定了其中文名——篡改猴", "篡改猴"),
+        ("著名浏览器用户js脚本管理器", "浏览器"),
+        ("Café in Zürich", "zurich"),
+        ("#Kazakhstan news from @kz_news", "kazakhstan"),
+    ],
+)
+async def test_full_text_search_across_scripts(
+    pipeline: Pipeline, archive: SqliteArchive, channel: int, text: str, query: str
+) -> None:
+    await pipeline.ingest([raw(1, text), raw(2, "unrelated filler words")])
+    assert [p.message_id for p in await archive.search(query)] == [1]
+
+
+async def test_search_syntax_is_ours_not_sqlites(
+    pipeline: Pipeline, archive: SqliteArchive, channel: int
+) -> None:
+    await pipeline.ingest([raw(1, "protest in almaty"), raw(2, "protest in astana"), raw(3, "weather")])
+    assert {p.message_id for p in await archive.search("protest -astana")} == {1}
+    assert {p.message_id for p in await archive.search("almaty OR weather")} == {1, 3}
+    assert {p.message_id for p in await archive.search('"in almaty"')} == {1}
+    assert {p.message_id for p in await archive.search("prot*")} == {1, 2}
+    for hostile in ["NEAR(a b)", '"unbalanced', "a AND OR", "text:protest", "^protest", "protest)"]:
+        await archive.search(hostile)  # never an sqlite3.OperationalError
+    for empty in ["", "   ", "-protest", "***", '""']:
+        with pytest.raises(SearchSyntaxError):
+            await archive.search(empty)
+
+
+async def test_filters(pipeline: Pipeline, archive: SqliteArchive, channel: int) -> None:
+    await archive.upsert_channel(8, None, "Other")
+    await pipeline.ingest([raw(1, "hello world"), raw(2, "привет мир"), raw(3, "hello again", channel_id=8)])
+    by = [p.message_id async for p in archive.iter_posts(PostFilter(lang="ru"))]
+    assert by == [2]
+    since = [p.message_id async for p in archive.iter_posts(PostFilter(since=T0 + timedelta(minutes=2)))]
+    assert since == [2, 3]
+    other = [p.permalink async for p in archive.iter_posts(PostFilter(channel_id=8))]
+    assert other == ["https://t.me/c/8/3"]
+
+
+async def test_a_batch_is_one_transaction(archive: SqliteArchive, pipeline: Pipeline, channel: int) -> None:
+    statements: list[str] = []
+    await archive._db.set_trace_callback(statements.append)
+    await pipeline.ingest([raw(i, f"post {i}") for i in range(1, 301)])
+    await archive._db.set_trace_callback(None)
+    assert sum(s.startswith("BEGIN") for s in statements) == 1
+    assert sum(s == "COMMIT" for s in statements) == 1
+    assert await archive.count_posts() == 300
+
+
+async def test_progress_commits_with_posts(archive: SqliteArchive, pipeline: Pipeline, channel: int) -> None:
+    await pipeline.ingest([raw(5, "x")], progress=ChannelProgress(channel, last_seen_id=5))
+    await pipeline.ingest([raw(3, "y")], progress=ChannelProgress(channel, last_seen_id=3))  # never goes back
+    found = await archive.get_channel(channel)
+    assert found is not None and found.last_seen_id == 5
+
+
+async def test_username_changing_hands(archive: SqliteArchive) -> None:
+    await archive.upsert_channel(1, "breaking", "Old owner")
+    await archive.upsert_channel(2, "breaking", "New owner")
+    old = await archive.get_channel(1)
+    new = await archive.get_channel("@breaking")
+    assert old is not None and old.username is None
+    assert new is not None and new.id == 2
+
+
+async def test_two_connections_share_one_file(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    first, second = await SqliteArchive.open(path), await SqliteArchive.open(path)
+    try:
+        await first.upsert_channel(1, "a_channel", "A")
+        channel = await second.get_channel("a_channel")
+        assert channel is not None and channel.title == "A"
+    finally:
+        await first.close()
+        await second.close()
