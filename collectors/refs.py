@@ -40,12 +40,14 @@ def parse_channel_ref(text: str) -> ChannelRef:
             parts = parts[1:]
         if parts and parts[0] == "c" and len(parts) >= 2 and parts[1].isdigit():
             return ChannelRef(channel_id=int(parts[1]))
-        if not parts or parts[0].startswith(("+", "joinchat")):
+        if not parts:
+            raise ChannelRefError(f"{value} has no channel name: use t.me/name")
+        if parts[0].startswith(("+", "joinchat")):
             raise ChannelRefError(f"{value} is an invite link; tgmon reads public channels by @name")
         value = parts[0]
     name = value.removeprefix("@")
     if not _USERNAME.match(name):
         raise ChannelRefError(
-            f"{text.strip()!r} is not a channel: use @name (5-32 letters, digits, _), t.me/name or a -100… id"
+            f"{text.strip()!r} is not a channel: use @name (4-32 letters, digits, _), t.me/name or a -100… id"
         )
     return ChannelRef(username=name)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from core import __version__
 from core.langid import make_detector
-from core.models import PostFilter
+from core.models import Channel, PostFilter
 from core.pipeline import Pipeline
 from core.settings import ConfigError, Settings, load_settings
 from core.storage import Archive, SearchSyntaxError, open_archive
@@ -37,6 +37,37 @@ def parse_date(text: str) -> datetime:
             f"{text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
         ) from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+EXCLUDE_MARK = "\x00"
+
+
+def protect_exclusions(argv: Sequence[str]) -> list[str]:
+    """`tgmon search word -other`: keep argparse from taking `-other` for an option."""
+    if not argv or argv[0] != "search":
+        return list(argv)
+    out, expect_value = [argv[0]], False
+    for token in argv[1:]:
+        if expect_value:
+            out.append(token)
+            expect_value = False
+        elif token.split("=")[0] in SEARCH_OPTIONS:
+            out.append(token)
+            expect_value = "=" not in token and token not in ("-h", "--help")
+        elif token.startswith("-") and len(token) > 1 and token != "--":
+            out.append(EXCLUDE_MARK + token)
+        else:
+            out.append(token)
+    return out
+
+
+SEARCH_OPTIONS = {"--limit", "--channel", "--since", "--until", "--lang", "-h", "--help"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_filters(export)
 
     search = sub.add_parser("search", help="full-text search of the archive")
-    search.add_argument("query", nargs="+")
-    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("query", nargs="*", help='words, "phrases", OR, -exclude, prefix*')
+    search.add_argument("--limit", type=positive_int, default=20)
     add_filters(search)
     return parser
 
@@ -101,16 +132,22 @@ def make_pipeline(settings: Settings, archive: Archive) -> Pipeline:
     return Pipeline(archive, make_detector(settings.lang_engine))
 
 
+async def find_channel(archive: Archive, text: str) -> Channel:
+    """A stored channel by any form `channels add` accepts."""
+    from collectors.refs import ChannelRefError, parse_channel_ref
+
+    try:
+        ref = parse_channel_ref(text)
+    except ChannelRefError as exc:
+        raise UserError(str(exc)) from None
+    channel = await archive.get_channel(ref.username or ref.channel_id or 0)
+    if channel is None:
+        raise UserError(f"no channel {text!r} in the archive (see `tgmon channels list`)")
+    return channel
+
+
 async def resolve_filters(archive: Archive, args: argparse.Namespace) -> PostFilter:
-    channel_id = None
-    if args.channel:
-        ref = args.channel
-        channel = await archive.get_channel(int(ref) if ref.lstrip("-").isdigit() else ref)
-        if channel is None and ref.startswith("-100"):
-            channel = await archive.get_channel(int(ref[4:]))
-        if channel is None:
-            raise UserError(f"no channel {ref!r} in the archive (see `tgmon channels list`)")
-        channel_id = channel.id
+    channel_id = (await find_channel(archive, args.channel)).id if args.channel else None
     lang = args.lang.lower() if args.lang else None
     return PostFilter(channel_id=channel_id, since=args.since, until=args.until, lang=lang)
 
@@ -159,8 +196,12 @@ async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
         filters = await resolve_filters(archive, args)
         progress = bar("export")
         target = args.output
-        # the CLI's own output file: buffered writes, nothing else runs on this loop
-        with nullcontext(sys.stdout) if target == "-" else open(target, "w", encoding="utf-8") as out:  # noqa: ASYNC230
+        try:
+            # the CLI's own output file: buffered writes, nothing else runs on this loop
+            out_file = sys.stdout if target == "-" else open(target, "w", encoding="utf-8")  # noqa: ASYNC230, SIM115
+        except OSError as exc:
+            raise UserError(f"cannot write {target}: {exc.strerror}") from None
+        with nullcontext(out_file) if target == "-" else out_file as out:
             try:
                 count = await export_jsonl(archive, out, filters, progress.update)
             finally:
@@ -173,7 +214,8 @@ async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     async with opened(settings) as archive:
         filters = await resolve_filters(archive, args)
         try:
-            posts = await archive.search(" ".join(args.query), limit=args.limit, filters=filters)
+            query = " ".join(word.removeprefix(EXCLUDE_MARK) for word in args.query)
+            posts = await archive.search(query, limit=args.limit, filters=filters)
         except SearchSyntaxError as exc:
             raise UserError(str(exc)) from None
     for post in posts:
@@ -263,12 +305,7 @@ async def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_channels_remove(settings: Settings, args: argparse.Namespace) -> int:
     async with opened(settings) as archive:
-        ref = args.ref.removeprefix("https://t.me/").removeprefix("t.me/").removeprefix("s/")
-        channel = await archive.get_channel(
-            int(ref.removeprefix("-100")) if ref.lstrip("-").isdigit() else ref
-        )
-        if channel is None:
-            raise UserError(f"no channel {args.ref!r} in the archive (see `tgmon channels list`)")
+        channel = await find_channel(archive, args.ref)
         await archive.unwatch_channel(channel.id)
         print(f"stopped watching {channel.label}; its {await archive.count_posts(channel.id)} posts are kept")
     return 0
@@ -291,9 +328,9 @@ async def cmd_collect(settings: Settings, args: argparse.Namespace, with_bot: bo
 
 
 async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    settings.require_bot_token()
     from bot.app import run_bot
 
-    settings.require_bot_token()
     async with opened(settings) as archive:
         await run_bot(settings, archive)
     return 0
@@ -331,7 +368,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
 
 def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int:
     err = stderr or sys.stderr
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(protect_exclusions(sys.argv[1:] if argv is None else argv))
     name = args.command + (f" {args.action}" if getattr(args, "action", None) else "")
     try:
         settings = load_settings()
@@ -341,6 +378,7 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
             else getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s %(message)s",
             stream=err,
+            force=True,
         )
         logging.getLogger("telethon").setLevel(logging.WARNING)
         code: int = asyncio.run(COMMANDS[name](settings, args))

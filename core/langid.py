@@ -48,6 +48,8 @@ _EMOJI = re.compile(
 _NUMBER = re.compile(r"\d+(?:[.,:/\-]\d+)*")
 _TOKEN = re.compile(r"\S+")
 _LETTER = re.compile(r"[^\W\d_]")
+_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
 
 
@@ -88,6 +90,16 @@ def is_judgeable(cleaned: str) -> bool:
     """Whether cleaned text has enough letters for a language guess (see MIN_LETTERS)."""
     letters, cjk = letter_counts(cleaned)
     return letters >= MIN_LETTERS or cjk >= MIN_CJK_LETTERS
+
+
+def _fix_script(lang: str, cleaned: str) -> str:
+    """Han text with no hangul is not Korean, with no kana not Japanese: langdetect calls most traditional
+    Chinese "ko", fastText calls some Chinese "ja" (docs/langid.md)."""
+    if lang == "ko" and not _HANGUL.search(cleaned) and _CJK.search(cleaned):
+        return "zh"
+    if lang == "ja" and not _KANA.search(cleaned) and _CJK.search(cleaned):
+        return "zh"
+    return lang
 
 
 class LangdetectDetector:
@@ -132,7 +144,7 @@ class LangdetectDetector:
         if not scores:
             return UNDETERMINED
         lang = max(scores, key=scores.__getitem__)
-        return Detection(lang, min(1.0, max(0.0, scores[lang])))
+        return Detection(_fix_script(lang, cleaned), min(1.0, max(0.0, scores[lang])))
 
 
 class FastTextDetector:
@@ -176,7 +188,7 @@ class FastTextDetector:
         labels, probs = self._get_model().predict(line, k=1)
         if not labels:
             return UNDETERMINED
-        lang = str(labels[0]).removeprefix("__label__")
+        lang = _fix_script(str(labels[0]).removeprefix("__label__"), line)
         return Detection(lang, min(1.0, max(0.0, float(probs[0]))))
 
 
