@@ -17,8 +17,8 @@ ENGINES = ("fasttext", "langdetect")
 DEFAULT_ENGINE = "fasttext"
 
 # Cleaned text with fewer letters than MIN_LETTERS and fewer Han/kana/hangul characters than
-# MIN_CJK_LETTERS gives "und". Below 4 letters even confident answers are right only ~55% of the time
-# (a 1-in-24 guess); from 4 letters on they are right >70% (docs/langid.md, threshold probe).
+# MIN_CJK_LETTERS gives "und". On 1-3 letters fastText is right at most half the time, even when confident
+# (53-57%); from 4 letters on its confident answers are right >70% (docs/langid.md, threshold probe).
 MIN_LETTERS = 4
 MIN_CJK_LETTERS = 2
 
@@ -94,7 +94,7 @@ def is_judgeable(cleaned: str) -> bool:
 
 def _fix_script(lang: str, cleaned: str) -> str:
     """Han text with no hangul is not Korean, with no kana not Japanese: langdetect calls most traditional
-    Chinese "ko", fastText calls some Chinese "ja" (docs/langid.md)."""
+    Chinese "ko", fastText calls some Chinese "ja" (docs/langid.md). The confidence stays the engine's."""
     if lang == "ko" and not _HANGUL.search(cleaned) and _CJK.search(cleaned):
         return "zh"
     if lang == "ja" and not _KANA.search(cleaned) and _CJK.search(cleaned):
