@@ -50,8 +50,12 @@ async def main() -> None:
     for engine in ENGINES:
         base_n, base_t = await measure(engine, paths, batch=1)
         n, t = await measure(engine, paths, batch=importer.BATCH)
-        print(f"{engine:<12}{'baseline: 1 post/tx':<22}{base_n:>7}{base_t:>9.2f}{base_n / base_t:>10.0f}{1:>8.1f}")
-        print(f"{engine:<12}{f'batched: {importer.BATCH}/tx':<22}{n:>7}{t:>9.2f}{n / t:>10.0f}{base_t / t:>8.1f}")
+        for mode, count, seconds in (
+            ("baseline: 1 post/tx", base_n, base_t),
+            (f"batched: {importer.BATCH}/tx", n, t),
+        ):
+            ratio = base_t / seconds
+            print(f"{engine:<12}{mode:<22}{count:>7}{seconds:>9.2f}{count / seconds:>10.0f}{ratio:>8.1f}")
 
 
 if __name__ == "__main__":
