@@ -199,16 +199,19 @@ class SqliteArchive:
 
     async def known_hashes(self, channel_id: int, message_ids: Sequence[int]) -> dict[int, str]:
         """Content hashes of the stored posts among `message_ids`: the pipeline skips unchanged text."""
-        known: dict[int, str] = {}
+        found = await self._posts_by_id("message_id, content_hash", channel_id, message_ids)
+        return {message_id: content_hash for message_id, content_hash in found}
+
+    async def _posts_by_id(self, columns: str, channel_id: int, message_ids: Sequence[int]) -> list[Any]:
+        """`columns` of one channel's posts among `message_ids`, in chunks under SQLite's variable limit."""
+        found: list[Any] = []
         for chunk in _chunks(message_ids):
             marks = ",".join("?" * len(chunk))
-            for message_id, content_hash in await self._all(
-                "SELECT message_id, content_hash FROM posts "
-                f"WHERE channel_id = ? AND message_id IN ({marks})",
+            found += await self._all(
+                f"SELECT {columns} FROM posts WHERE channel_id = ? AND message_id IN ({marks})",
                 (channel_id, *chunk),
-            ):
-                known[message_id] = content_hash
-        return known
+            )
+        return found
 
     async def save_posts(
         self, posts: Sequence[ProcessedPost], *, progress: ChannelProgress | None = None
@@ -241,15 +244,12 @@ class SqliteArchive:
         latest: dict[int, ProcessedPost] = {}
         for post in batch:  # the last copy of a message in one batch wins
             latest[post.raw.message_id] = post
-        existing: dict[int, tuple[int, str, int | None, int]] = {}
-        for chunk in _chunks(list(latest)):
-            marks = ",".join("?" * len(chunk))
-            for pid, mid, chash, edit, version in await self._all(
-                f"SELECT id, message_id, content_hash, edit_date, version FROM posts "
-                f"WHERE channel_id = ? AND message_id IN ({marks})",
-                (channel_id, *chunk),
-            ):
-                existing[mid] = (pid, chash, edit, version)
+        existing: dict[int, tuple[int, str, int | None, int]] = {
+            mid: (pid, chash, edit, version)
+            for pid, mid, chash, edit, version in await self._posts_by_id(
+                "id, message_id, content_hash, edit_date, version", channel_id, list(latest)
+            )
+        }
 
         new_rows, edits, counters = [], [], []
         for mid, post in latest.items():
@@ -280,15 +280,8 @@ class SqliteArchive:
                     for p in new_rows
                 ],
             )
-            ids = {}
             new_ids = [p.raw.message_id for p in new_rows]
-            for chunk in _chunks(new_ids):
-                marks = ",".join("?" * len(chunk))
-                for pid, mid in await self._all(
-                    f"SELECT id, message_id FROM posts WHERE channel_id = ? AND message_id IN ({marks})",
-                    (channel_id, *chunk),
-                ):
-                    ids[mid] = pid
+            ids = {mid: pid for pid, mid in await self._posts_by_id("id, message_id", channel_id, new_ids)}
             await db.executemany(
                 "INSERT INTO post_versions (post_id, version, text, entities, edit_date, recorded_at, "
                 "content_hash) VALUES (?, 1, ?, ?, ?, ?, ?)",
