@@ -240,7 +240,15 @@ class Collector:
                     tasks.pop(channel_id).cancel()
                     self._watched.discard(channel_id)
                 for channel_id, channel in channels.items():
-                    if channel_id not in tasks or tasks[channel_id].done():
+                    previous = tasks.get(channel_id)
+                    failure = (
+                        previous.exception()
+                        if previous and previous.done() and not previous.cancelled()
+                        else None
+                    )
+                    if failure is not None:  # the task is restarted just below
+                        log.error("channel_task_failed channel=%s error=%r", channel_id, failure)
+                    if previous is None or previous.done():
                         self.source.remember(channel_id, channel.access_hash)
                         self._watched.add(channel_id)
                         tasks[channel_id] = asyncio.create_task(
