@@ -247,35 +247,73 @@ async def cmd_channels_list(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
-async def with_collector(settings: Settings, body: Callable[[Any, Archive], Awaitable[int]]) -> int:
-    """Run `body(collector, archive)` with a connected, logged-in Telegram client."""
+async def with_collector(
+    settings: Settings, body: Callable[[Any, Archive], Awaitable[int]], *, exclusive: bool = True
+) -> int:
+    """Run `body(collector, archive)` with a connected, logged-in Telegram client.
+
+    `exclusive`: hold the collector lock, so two collectors never read the same database's channels.
+    """
     from collectors.collector import Collector
+    from collectors.lock import CollectorLock, CollectorLockedError
     from collectors.source import TelethonSource
     from collectors.telegram import connect_authorized
 
-    async with opened(settings) as archive:
-        client = await connect_authorized(settings)
+    lock = CollectorLock(settings.database_path)
+    if exclusive:
         try:
-            collector = Collector(
-                archive,
-                TelethonSource(client),
-                make_pipeline(settings, archive),
-                poll_interval=settings.poll_interval,
-                refresh_hours=settings.refresh_hours,
-                refresh_interval=settings.refresh_interval,
-                max_flood_wait=settings.max_flood_wait,
-            )
-            return await body(collector, archive)
-        finally:
-            await client.disconnect()
+            lock.acquire()
+        except CollectorLockedError as exc:
+            raise UserError(str(exc)) from None
+    try:
+        async with opened(settings) as archive:
+            client = await connect_authorized(settings)
+            try:
+                collector = Collector(
+                    archive,
+                    TelethonSource(client),
+                    make_pipeline(settings, archive),
+                    poll_interval=settings.poll_interval,
+                    refresh_hours=settings.refresh_hours,
+                    refresh_interval=settings.refresh_interval,
+                    max_flood_wait=settings.max_flood_wait,
+                )
+                return await body(collector, archive)
+            finally:
+                await client.disconnect()
+    finally:
+        lock.release()
+
+
+def collector_running(settings: Settings) -> bool:
+    from collectors.lock import CollectorLock, CollectorLockedError
+
+    try:
+        with CollectorLock(settings.database_path):
+            return False
+    except CollectorLockedError:
+        return True
 
 
 async def run_backfills(collector: Any, archive: Archive) -> int:
     for channel in await archive.list_channels():
         if channel.backfill_active:
-            with bar(f"backfill {channel.label}", channel.backfill_remaining) as progress:
-                await collector.backfill(channel.id, progress.update)
+            await backfill_with_bar(collector, channel.id, channel.label, channel.backfill_remaining)
     return 0
+
+
+async def backfill_with_bar(collector: Any, channel_id: int, label: str, total: int | None) -> None:
+    from collectors.source import ChannelUnavailable, FloodWait
+
+    with bar(f"backfill {label}", total) as progress:
+        try:
+            await collector.backfill(channel_id, progress.update)
+        except FloodWait as exc:
+            raise UserError(
+                f"Telegram asks to wait {exc.seconds} s; `tgmon backfill` resumes later"
+            ) from None
+        except ChannelUnavailable as exc:
+            raise UserError(f"cannot read {label}: {exc}") from None
 
 
 async def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
@@ -296,11 +334,13 @@ async def cmd_channels_add(settings: Settings, args: argparse.Namespace) -> int:
             raise UserError(f"Telegram asks to wait {exc.seconds} s before resolving more channels") from None
         print(f"watching {channel.label} ({channel.title}), id {channel.id}")
         if channel.backfill_active:
-            with bar(f"backfill {channel.label}", args.backfill) as progress:
-                await collector.backfill(channel.id, progress.update)
+            if collector_running(settings):
+                print("the running collector will backfill it; see `tgmon channels list`")
+            else:
+                await backfill_with_bar(collector, channel.id, channel.label, args.backfill)
         return 0
 
-    return await with_collector(settings, body)
+    return await with_collector(settings, body, exclusive=False)
 
 
 async def cmd_channels_remove(settings: Settings, args: argparse.Namespace) -> int:
@@ -386,6 +426,13 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
     except (ConfigError, UserError) as exc:
         print(f"tgmon: {exc}", file=err)
         return 2
+    except (ConnectionError, TimeoutError) as exc:
+        print(
+            f"tgmon: the connection to Telegram was lost ({exc}); progress so far is saved, run again to "
+            "resume",
+            file=err,
+        )
+        return 1
     except BrokenPipeError:  # the reader went away (`tgmon export | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
         return 0

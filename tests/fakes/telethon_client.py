@@ -26,6 +26,7 @@ class FakeTelegramClient:
         # channel id → (messages to yield, then this exception), once
         self.break_after: dict[int, tuple[int, BaseException]] = {}
         self.calls: list[tuple[str, int, dict[str, Any]]] = []
+        self.disconnected = False
 
     # test setup
 
@@ -107,3 +108,6 @@ class FakeTelegramClient:
     async def get_messages(self, entity: Any, limit: Any = None, *, ids: Any = None, **_: Any) -> Any:
         channel = self._channel(entity, "get_messages", {"ids": ids})
         return [channel.messages.get(i) for i in ids]
+
+    async def disconnect(self) -> None:
+        self.disconnected = True
