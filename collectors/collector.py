@@ -218,11 +218,14 @@ class Collector:
                 await self.archive.set_channel_status(channel_id, ChannelStatus.ERROR, error=str(exc))
                 self._watched.discard(channel_id)
                 return
-            except (ConnectionError, OSError, TimeoutError) as exc:
-                log.warning("channel_retry channel=%s error=%r in=%ss", channel_id, exc, backoff)
-                await self.archive.set_channel_status(
-                    channel_id, ChannelStatus.ACTIVE, error=f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # a dropped connection, a locked database, an unexpected RPC error
+                log.warning(
+                    "channel_retry channel=%s error=%r in=%ss", channel_id, exc, backoff, exc_info=True
                 )
+                with contextlib.suppress(Exception):  # the database itself may be what failed
+                    await self.archive.set_channel_status(
+                        channel_id, ChannelStatus.ACTIVE, error=f"{type(exc).__name__}: {exc}"
+                    )
                 await self.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -233,33 +236,31 @@ class Collector:
         tasks: dict[int, asyncio.Task[None]] = {}
         try:
             while not stop.is_set():
-                channels = {
-                    c.id: c for c in await self.archive.list_channels() if c.status != ChannelStatus.ERROR
-                }
-                for channel_id in set(tasks) - set(channels):
-                    tasks.pop(channel_id).cancel()
-                    self._watched.discard(channel_id)
-                for channel_id, channel in channels.items():
-                    previous = tasks.get(channel_id)
-                    failure = (
-                        previous.exception()
-                        if previous and previous.done() and not previous.cancelled()
-                        else None
-                    )
-                    if failure is not None:  # the task is restarted just below
-                        log.error("channel_task_failed channel=%s error=%r", channel_id, failure)
-                    if previous is None or previous.done():
-                        self.source.remember(channel_id, channel.access_hash)
-                        self._watched.add(channel_id)
-                        tasks[channel_id] = asyncio.create_task(
-                            self.run_channel(channel_id), name=f"channel-{channel_id}"
-                        )
+                try:
+                    await self._supervise(tasks)
+                except Exception:  # e.g. the database locked beyond the busy timeout: try next round
+                    log.exception("collector_round_failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
         finally:
             for task in tasks.values():
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    async def _supervise(self, tasks: dict[int, asyncio.Task[None]]) -> None:
+        """Start a task per watched channel, stop those no longer watched, restart failed ones."""
+        channels = {c.id: c for c in await self.archive.list_channels() if c.status != ChannelStatus.ERROR}
+        for channel_id in set(tasks) - set(channels):
+            tasks.pop(channel_id).cancel()
+            self._watched.discard(channel_id)
+        for channel_id, channel in channels.items():
+            previous = tasks.get(channel_id)
+            if previous is None or previous.done():
+                self.source.remember(channel_id, channel.access_hash)
+                self._watched.add(channel_id)
+                tasks[channel_id] = asyncio.create_task(
+                    self.run_channel(channel_id), name=f"channel-{channel_id}"
+                )
 
     async def _channel(self, channel_id: int) -> Channel:
         channel = await self.archive.get_channel(channel_id)

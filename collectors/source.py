@@ -166,12 +166,11 @@ class TelethonSource:
             found = await self.client.get_messages(self._peer(channel_id), ids=list(ids))
         except Exception as exc:
             raise translate_error(exc) from None
-        result: dict[int, RawPost | None] = dict.fromkeys(ids)
-        for message in found or []:
+        result: dict[int, RawPost | None] = {}
+        for wanted, message in zip(ids, found or [], strict=False):
             if message is None or isinstance(message, types.MessageEmpty):
-                continue
-            raw = message_to_raw(message)
-            if raw is not None:
+                result[wanted] = None  # Telegram says it is gone
+            elif (raw := message_to_raw(message)) is not None:
                 result[raw.message_id] = raw
         return result
 

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = channels.add_parser("add", help="watch a channel: @name, t.me/name, t.me/s/name or -100… id")
     add.add_argument("ref")
     group = add.add_mutually_exclusive_group()
-    group.add_argument("--backfill", type=int, metavar="N", help="also read the N newest posts")
+    group.add_argument("--backfill", type=positive_int, metavar="N", help="also read the N newest posts")
     group.add_argument("--since", type=parse_date, metavar="DATE", help="also read posts since DATE (UTC)")
     channels.add_parser("list", help="watched channels with status, last post and last error")
     remove = channels.add_parser("remove", help="stop watching a channel (its posts are kept)")
@@ -356,15 +356,28 @@ async def cmd_collect(settings: Settings, args: argparse.Namespace, with_bot: bo
         jobs = [collector.run()]
         if with_bot:
             if settings.bot_configured:
-                from bot.app import run_bot
-
-                jobs.append(run_bot(settings, archive))
+                jobs.append(keep_bot_running(settings, archive))
             else:
                 log.warning("bot_disabled reason=BOT_TOKEN is not set; collecting only")
         await asyncio.gather(*jobs)
         return 0
 
     return await with_collector(settings, body)
+
+
+async def keep_bot_running(settings: Settings, archive: Archive) -> None:
+    """In `tgmon run` a bot failure must not stop the collector: log it and start the bot again."""
+    from bot.app import run_bot
+
+    delay = 5.0
+    while True:
+        try:
+            await run_bot(settings, archive)
+            return
+        except Exception:
+            log.exception("bot_failed restart_in=%ss", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 300.0)
 
 
 async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:

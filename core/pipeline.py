@@ -70,8 +70,12 @@ def normalise(raw: RawPost) -> RawPost:
 
 
 def content_hash(raw: RawPost) -> str:
-    """Identifies one version of a post's content: text, formatting and media kind."""
-    material = "\x1f".join((raw.text, entities_json(raw.entities) or "", raw.media_type or ""))
+    """Identifies one version of a post's content: its text and formatting.
+
+    Not the media kind: a Desktop export omits link previews that the API reports, and the same post
+    read both ways must not look edited.
+    """
+    material = "\x1f".join((raw.text, entities_json(raw.entities) or ""))
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
@@ -94,6 +98,8 @@ class Pipeline:
         self.archive = archive
         self.detector = detector
         self.sink: AlertSink = sink or NullSink()
+        # One batch at a time: the stored hashes read below must not race another batch of this process.
+        self._lock = asyncio.Lock()
 
     async def ingest(
         self,
@@ -103,7 +109,16 @@ class Pipeline:
         alerts: bool = True,
     ) -> SaveResult:
         """Process and store one batch in one transaction; hand new and edited posts over for alerts."""
-        posts = [normalise(raw) for raw in raws]
+        async with self._lock:
+            result = await self._store([normalise(raw) for raw in raws], progress)
+        if alerts and (result.new or result.edited):
+            await self.sink.hand_over(
+                [p for p in result.new if p.service_action is None],
+                [p for p in result.edited if p.service_action is None],
+            )
+        return result
+
+    async def _store(self, posts: list[RawPost], progress: ChannelProgress | None) -> SaveResult:
         hashes = [content_hash(raw) for raw in posts]
         known: dict[int, dict[int, str]] = {}
         for channel_id in {raw.channel_id for raw in posts}:
@@ -126,11 +141,6 @@ class Pipeline:
         result = await self.archive.save_posts(processed, progress=progress)
         for post in result.new:
             log.debug("post_saved channel=%s id=%s lang=%s", post.channel_id, post.message_id, post.lang)
-        if alerts and (result.new or result.edited):
-            await self.sink.hand_over(
-                [p for p in result.new if p.service_action is None],
-                [p for p in result.edited if p.service_action is None],
-            )
         return result
 
     def _detect(self, texts: list[str]) -> list[Detection]:

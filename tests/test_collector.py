@@ -291,3 +291,39 @@ async def test_flood_wait_beyond_the_limit_marks_the_channel(
     assert channel is not None and channel.status == ChannelStatus.ERROR
     assert channel.last_error is not None and "MAX_FLOOD_WAIT" in channel.last_error
     assert time.slept == []
+
+
+async def test_an_unexpected_error_is_recorded_and_retried(
+    collector: Collector, archive: SqliteArchive, client: FakeTelegramClient, time: FakeTime
+) -> None:
+    await collector.add_channel(parse_channel_ref("@newsroom"))
+    client.post(make_message(CHANNEL, 251, "arrives after the error"))
+    client.faults[CHANNEL] = [errors.RPCError(request=None, message="INTERNAL_SERVER_ERROR", code=500)]
+    original = time.sleep
+    errors_seen: list[str | None] = []
+
+    async def sleep(seconds: float) -> None:
+        channel = await archive.get_channel(CHANNEL)
+        errors_seen.append(channel.last_error if channel else None)
+        await original(seconds)
+        if len(time.slept) >= 2:
+            raise _Stop
+
+    collector.sleep = sleep
+    with pytest.raises(_Stop):
+        await collector.run_channel(CHANNEL)
+    assert errors_seen[0] is not None and "INTERNAL_SERVER_ERROR" in errors_seen[0]
+    assert time.slept[0] == 5.0  # backoff, then the next round reads the post
+    assert await archive.get_post(CHANNEL, 251) is not None
+
+
+async def test_refresh_marks_only_what_telegram_reports_gone(
+    collector: Collector, archive: SqliteArchive, client: FakeTelegramClient
+) -> None:
+    await collector.add_channel(parse_channel_ref("@newsroom"), backfill=3)
+    await collector.backfill(CHANNEL)
+    client.channels[CHANNEL].messages[249] = types.MessageEmpty(id=249, peer_id=types.PeerChannel(CHANNEL))
+    _, deleted = await collector.refresh(CHANNEL)
+    assert deleted == 1
+    flags = {i: (await archive.get_post(CHANNEL, i)).deleted_at is not None for i in (248, 249, 250)}  # type: ignore[union-attr]
+    assert flags == {248: False, 249: True, 250: False}

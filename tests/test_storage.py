@@ -167,3 +167,39 @@ async def test_two_connections_share_one_file(tmp_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_copy_without_edit_date_after_an_edit_is_stale(
+    pipeline: Pipeline, archive: SqliteArchive, channel: int
+) -> None:
+    await pipeline.ingest([raw(1, "original", views=10)])
+    await pipeline.ingest([raw(1, "corrected", edit_date=T0 + timedelta(hours=2), views=20)])
+    # a catch-up batch or an old export that still holds the original text
+    await pipeline.ingest([raw(1, "original", views=5)])
+    post = await archive.get_post(channel, 1)
+    assert post is not None and post.text == "corrected" and post.versions == 2 and post.views == 20
+
+
+async def test_cancelled_writer_leaves_no_open_transaction(
+    archive: SqliteArchive, pipeline: Pipeline, channel: int, tmp_path: Path
+) -> None:
+    import asyncio
+
+    other = await aiosqlite.connect(tmp_path / "tgmon.db", isolation_level=None)
+    await other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        task = asyncio.create_task(pipeline.ingest([raw(1, "waits for the lock")]))
+        await asyncio.sleep(0.2)  # our BEGIN IMMEDIATE now waits in SQLite's busy handler
+        task.cancel()
+        await asyncio.sleep(0)
+    finally:
+        await other.execute("ROLLBACK")  # the waiting BEGIN now succeeds, after its task was cancelled
+        await other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await pipeline.ingest([raw(2, "after the cancel")])  # the connection still writes and commits
+    fresh = await SqliteArchive.open(tmp_path / "tgmon.db")
+    try:
+        assert [p.message_id async for p in fresh.iter_posts()] == [2]
+    finally:
+        await fresh.close()

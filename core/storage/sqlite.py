@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -76,14 +77,21 @@ class SqliteArchive:
 
     @asynccontextmanager
     async def _write(self) -> AsyncGenerator[aiosqlite.Connection, None]:
+        """One write transaction; cancellation or an error at any step leaves no transaction open."""
         async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
+            if self._db.in_transaction:  # orphaned by a task cancelled mid-BEGIN: nothing of it was ours
                 await self._db.execute("ROLLBACK")
+            begin = asyncio.ensure_future(self._db.execute("BEGIN IMMEDIATE"))
+            try:
+                await asyncio.shield(begin)
+                yield self._db
+                await asyncio.shield(self._db.execute("COMMIT"))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await begin  # a cancelled BEGIN still runs: let it finish, then undo it
+                if self._db.in_transaction:
+                    await asyncio.shield(self._db.execute("ROLLBACK"))
                 raise
-            await self._db.execute("COMMIT")
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._db.execute(sql, params) as cur:
@@ -261,8 +269,11 @@ class SqliteArchive:
                 continue
             pid, old_hash, old_edit, version = existing[mid]
             new_edit = rows.ts(raw.edit_date)
-            stale = old_edit is not None and new_edit is not None and new_edit < old_edit
-            if old_hash != post.content_hash and not stale:
+            # an older copy (an export made before the edit, a fetch that raced an edit) changes nothing
+            stale = old_edit is not None and (new_edit is None or new_edit < old_edit)
+            if stale:
+                result.unchanged += 1
+            elif old_hash != post.content_hash:
                 edits.append((pid, version + 1, post))
                 result.edited.append(self._post(post, link, now, username, title, version + 1))
             else:
