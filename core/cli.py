@@ -20,7 +20,7 @@ from core.langid import make_detector
 from core.models import Channel, PostFilter
 from core.pipeline import Pipeline
 from core.settings import ConfigError, Settings, load_settings
-from core.storage import Archive, SearchSyntaxError, open_archive
+from core.storage import Archive, open_archive
 
 log = logging.getLogger("tgmon")
 
@@ -211,20 +211,39 @@ async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    from core.query.ast import QuerySyntaxError
+    from core.search import search
+
     async with opened(settings) as archive:
         filters = await resolve_filters(archive, args)
+        query = " ".join(word.removeprefix(EXCLUDE_MARK) for word in args.query)
         try:
-            query = " ".join(word.removeprefix(EXCLUDE_MARK) for word in args.query)
-            posts = await archive.search(query, limit=args.limit, filters=filters)
-        except SearchSyntaxError as exc:
-            raise UserError(str(exc)) from None
-    for post in posts:
-        snippet = " ".join(post.text.split())[:200]
+            result = await search(archive, query, limit=args.limit, filters=filters)
+        except QuerySyntaxError as exc:
+            raise UserError(f"{exc.message}\n{exc.pointer()}") from None
+    for hit in result.hits:
+        post = hit.post
         flags = " [deleted]" if post.deleted_at else ""
         print(f"{post.date:%Y-%m-%d %H:%M} {post.channel_username or post.channel_title} {post.lang}{flags}")
-        print(f"  {post.permalink}\n  {snippet}")
-    print(f"{len(posts)} posts", file=sys.stderr)
+        print(f"  {post.permalink}\n  {snippet(post.text, hit.spans)}")
+    note = "" if result.exhaustive else f" (stopped after reading {result.scanned} posts: add a word)"
+    print(f"{len(result.hits)} posts{note}", file=sys.stderr)
     return 0
+
+
+def snippet(text: str, spans: Sequence[Any], width: int = 200) -> str:
+    """One line around the first match, the matched words in [brackets]."""
+    start = max(spans[0].start - width // 3, 0) if spans else 0
+    end = min(start + width, len(text))
+    out, cursor = [], start
+    for span in spans:
+        if span.start < cursor or span.end > end:
+            continue
+        out += [text[cursor : span.start], "[", text[span.start : span.end], "]"]
+        cursor = span.end
+    out.append(text[cursor:end])
+    line = " ".join("".join(out).split())
+    return ("…" if start else "") + line + ("…" if end < len(text) else "")
 
 
 async def cmd_channels_list(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,9 +11,11 @@ import pytest
 
 from core.models import ChannelProgress, PostFilter, RawPost
 from core.pipeline import Pipeline
-from core.storage import SearchSyntaxError
+from core.query.ast import QuerySyntaxError
+from core.search import search
 from core.storage.migrations import SCHEMA_VERSION, SchemaTooNewError
 from core.storage.sqlite import SqliteArchive
+from tests.fakes.memory import FixedDetector
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -22,6 +24,10 @@ def raw(message_id: int, text: str, channel_id: int = 7, **kw: object) -> RawPos
     return RawPost(
         channel_id=channel_id, message_id=message_id, date=T0 + timedelta(minutes=message_id), text=text, **kw
     )  # type: ignore[arg-type]
+
+
+async def found(archive: SqliteArchive, query: str) -> list[int]:
+    return [hit.post.message_id for hit in (await search(archive, query, limit=100)).hits]
 
 
 @pytest.fixture
@@ -67,8 +73,8 @@ async def test_edit_history_keeps_every_version(
     assert [(v.version, v.text) for v in versions] == [(1, "first"), (2, "second")]
     post = await archive.get_post(channel, 1)
     assert post is not None and post.text == "second" and post.views == 5 and post.versions == 2
-    assert [p.message_id for p in await archive.search("second")] == [1]
-    assert await archive.search("first") == []
+    assert await found(archive, "second") == [1]
+    assert await found(archive, "first") == []
     assert await archive.fts_consistent()
 
 
@@ -102,22 +108,34 @@ async def test_full_text_search_across_scripts(
     pipeline: Pipeline, archive: SqliteArchive, channel: int, text: str, query: str
 ) -> None:
     await pipeline.ingest([raw(1, text), raw(2, "unrelated filler words")])
-    assert [p.message_id for p in await archive.search(query)] == [1]
+    assert await found(archive, query) == [1]
 
 
 async def test_search_syntax_is_ours_not_sqlites(
     pipeline: Pipeline, archive: SqliteArchive, channel: int
 ) -> None:
-    await pipeline.ingest([raw(1, "protest in almaty"), raw(2, "protest in astana"), raw(3, "weather")])
-    assert {p.message_id for p in await archive.search("protest -astana")} == {1}
-    assert {p.message_id for p in await archive.search("almaty OR weather")} == {1, 3}
-    assert {p.message_id for p in await archive.search('"in almaty"')} == {1}
-    assert {p.message_id for p in await archive.search("prot*")} == {1, 2}
-    for hostile in ["NEAR(a b)", '"unbalanced', "a AND OR", "text:protest", "^protest", "protest)"]:
-        await archive.search(hostile)  # never an sqlite3.OperationalError
-    for empty in ["", "   ", "-protest", "***", '""']:
-        with pytest.raises(SearchSyntaxError):
-            await archive.search(empty)
+    await pipeline.ingest([raw(1, "protest in almaty"), raw(2, "protests in astana"), raw(3, "weather")])
+    assert set(await found(archive, "protest -astana")) == {1}
+    assert set(await found(archive, "protest")) == {1, 2}  # morphology through the index prefilter
+    assert set(await found(archive, "almaty OR weather")) == {1, 3}
+    assert set(await found(archive, '"in almaty"')) == {1}
+    assert set(await found(archive, "prot*")) == {1, 2}
+    assert set(await found(archive, "/ast.na/")) == {2}  # no word: a bounded scan
+    for hostile in ["NEAR(a b)", "text:protest", "^protest", "a AND b", "{body}: x"]:
+        await found(archive, hostile)  # never an sqlite3.OperationalError
+    for bad in ["", "   ", "-protest", "*", '"unbalanced', "protest)"]:
+        with pytest.raises(QuerySyntaxError):
+            await found(archive, bad)
+
+
+async def test_search_pages_through_candidates(
+    pipeline: Pipeline, archive: SqliteArchive, channel: int
+) -> None:
+    posts = [raw(i, f"protest number {i}" + (" astana" if i % 3 else "")) for i in range(1, 701)]
+    await pipeline.ingest(posts)
+    result = await search(archive, "protest -astana", limit=500)
+    assert [h.post.message_id for h in result.hits] == list(range(699, 0, -3))  # newest first, all of them
+    assert result.exhaustive
 
 
 async def test_filters(pipeline: Pipeline, archive: SqliteArchive, channel: int) -> None:
@@ -203,3 +221,21 @@ async def test_cancelled_writer_leaves_no_open_transaction(
         assert [p.message_id async for p in fresh.iter_posts()] == [2]
     finally:
         await fresh.close()
+
+
+async def test_migration_2_rebuilds_the_index_with_query_word_forms(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    archive = await SqliteArchive.open(path)
+    await archive.upsert_channel(7, None, "c")
+    await Pipeline(archive, FixedDetector()).ingest([raw(1, "Kаzakhstan news")])  # Cyrillic а inside
+    await archive.close()
+    async with aiosqlite.connect(path) as db:  # as schema 1 left it: plain folded text, no homoglyphs
+        await db.execute("UPDATE posts_fts SET body = 'kаzakhstan news'")
+        await db.execute("PRAGMA user_version = 1")
+        await db.commit()
+    reopened = await SqliteArchive.open(path)
+    try:
+        assert await found(reopened, "Kazakhstan") == [1]
+        assert await reopened.fts_consistent()
+    finally:
+        await reopened.close()

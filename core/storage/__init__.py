@@ -16,9 +16,8 @@ from core.models import (
     ProcessedPost,
     SaveResult,
 )
-from core.storage.ftsquery import SearchSyntaxError
 
-__all__ = ["Archive", "SearchSyntaxError", "open_archive"]
+__all__ = ["Archive", "open_archive"]
 
 
 class Archive(Protocol):
@@ -54,8 +53,13 @@ class Archive(Protocol):
     async def versions(self, channel_id: int, message_id: int) -> list[PostVersion]: ...
     async def count_posts(self, channel_id: int | None = None) -> int: ...
     async def channel_stats(self) -> dict[int, tuple[int, datetime | None]]: ...
-    async def search(
-        self, query: str, *, limit: int = 20, filters: PostFilter | None = None
+    async def search_candidates(
+        self,
+        fts: str | None,
+        *,
+        filters: PostFilter | None = None,
+        limit: int = 200,
+        before: tuple[int, int, int] | None = None,
     ) -> list[Post]: ...
     def iter_posts(
         self, filters: PostFilter | None = None, *, batch: int = 1000

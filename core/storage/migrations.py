@@ -70,6 +70,11 @@ MIGRATIONS: tuple[str, ...] = (
     -- Folded text (see core.textnorm.fold); rowid = posts.id.
     CREATE VIRTUAL TABLE posts_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');
     """,
+    # 2: the index holds the query language's word forms (homoglyphs, Arabic letter variants folded)
+    """
+    DELETE FROM posts_fts;
+    INSERT INTO posts_fts (rowid, body) SELECT id, tgmon_fts_body(text) FROM posts WHERE text != '';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

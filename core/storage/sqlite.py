@@ -23,10 +23,9 @@ from core.models import (
     ProcessedPost,
     SaveResult,
 )
+from core.query.fts import fts_body
 from core.storage import rows
-from core.storage.ftsquery import to_fts5
 from core.storage.migrations import migrate
-from core.textnorm import fold
 
 BUSY_TIMEOUT_MS = 15_000
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
@@ -45,7 +44,7 @@ def _create_private(path: Path) -> None:
 
 
 def _fts_body(text: str) -> str:
-    return fold(text)
+    return fts_body(text)
 
 
 class SqliteArchive:
@@ -62,6 +61,7 @@ class SqliteArchive:
             await asyncio.to_thread(_create_private, path)
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
+            await db.create_function("tgmon_fts_body", 1, fts_body, deterministic=True)  # for migrations
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             await db.execute("PRAGMA journal_mode = WAL")
             await db.execute("PRAGMA synchronous = NORMAL")
@@ -479,14 +479,33 @@ class SqliteArchive:
         found = await self._all("SELECT channel_id, COUNT(*), MAX(date) FROM posts GROUP BY channel_id")
         return {r[0]: (r[1], rows.dt(r[2])) for r in found}
 
-    async def search(self, query: str, *, limit: int = 20, filters: PostFilter | None = None) -> list[Post]:
-        """Newest posts matching the query; raises SearchSyntaxError for a query with no words."""
+    async def search_candidates(
+        self,
+        fts: str | None,
+        *,
+        filters: PostFilter | None = None,
+        limit: int = 200,
+        before: tuple[int, int, int] | None = None,
+    ) -> list[Post]:
+        """Posts whose indexed words satisfy the FTS5 expression `fts` (built by core.query.fts, never
+        by a user), newest first, strictly older than the `before` (date, channel, message) key."""
         where, params = _filter_sql(filters or PostFilter())
+        if before is not None:
+            where += " AND (p.date, p.channel_id, p.message_id) < (?, ?, ?)"
+            params += list(before)
+        if fts is None:
+            sql = (
+                f"SELECT {rows.POST_COLUMNS} FROM posts p JOIN channels c ON c.id = p.channel_id WHERE 1 = 1"
+            )
+        else:
+            sql = (
+                f"SELECT {rows.POST_COLUMNS} FROM posts_fts f JOIN posts p ON p.id = f.rowid "
+                "JOIN channels c ON c.id = p.channel_id WHERE posts_fts MATCH ?"
+            )
+            params.insert(0, fts)
         found = await self._all(
-            f"SELECT {rows.POST_COLUMNS} FROM posts_fts f JOIN posts p ON p.id = f.rowid "
-            f"JOIN channels c ON c.id = p.channel_id WHERE posts_fts MATCH ? {where} "
-            "ORDER BY p.date DESC LIMIT ?",
-            (to_fts5(query), *params, limit),
+            f"{sql} {where} ORDER BY p.date DESC, p.channel_id DESC, p.message_id DESC LIMIT ?",
+            (*params, limit),
         )
         return [rows.post_from(r) for r in found]
 

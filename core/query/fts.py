@@ -1,0 +1,82 @@
+"""From a parsed query to an FTS5 prefilter: a superset of the posts the matcher will accept.
+
+The full-text index holds each post's words as `core.query.text.tokenize` folds them, so the index
+and the matcher see the same forms. Morphology is approximated by a prefix shared by the word and its
+stems; exclusions, regexes and filters are left to the matcher, which has the last word.
+"""
+
+from __future__ import annotations
+
+import re
+
+from core.query import ast
+from core.query.text import query_stem_keys, tokenize
+
+_PIECE = re.compile(r"[^\W_]+")  # what FTS5's unicode61 tokenizer keeps as one token
+MIN_PREFIX = 2
+
+
+def fts_body(text: str) -> str:
+    """What the index stores for a post."""
+    return " ".join(token.norm for token in tokenize(text))
+
+
+def _phrase(norm: str, prefix: bool = False) -> str | None:
+    pieces = _PIECE.findall(norm)
+    if not pieces:
+        return None
+    return '"' + " ".join(pieces) + '"' + ("*" if prefix else "")
+
+
+def _morph_prefix(norm: str) -> str | None:
+    """A prefix every inflected form found by stemming is expected to share with `norm`."""
+    stems = [key.split(":", 1)[1] for key in query_stem_keys(norm) if not key.startswith("sr:")]
+    common = norm
+    for stem in stems:
+        n = 0
+        while n < min(len(common), len(stem)) and common[n] == stem[n]:
+            n += 1
+        common = common[:n]
+    if len(common) < len(norm):
+        common = common[:-1]  # stemmers may rewrite the last kept letter (happy → happi)
+    if len(common) < MIN_PREFIX or not _PIECE.fullmatch(common):
+        return None
+    return f'"{common}"*'
+
+
+def _word(text: str, *, exact: bool, prefix: bool) -> str | None:
+    tokens = tokenize(text)
+    if not tokens:
+        return None
+    parts = []
+    for n, token in enumerate(tokens):
+        last = n == len(tokens) - 1
+        if prefix and last:
+            part = _phrase(token.norm, prefix=True)
+        elif exact:
+            part = _phrase(token.norm)
+        else:
+            part = _morph_prefix(token.norm) or _phrase(token.norm)
+        if part is None:
+            return None
+        parts.append(part)
+    return " AND ".join(parts) if len(parts) > 1 else parts[0]
+
+
+def fts_prefilter(node: ast.Node) -> str | None:
+    """An FTS5 expression, or None when the index cannot narrow the search."""
+    match node:
+        case ast.Term(word=word, exact=exact, prefix=prefix):
+            return _word(word, exact=exact, prefix=prefix)
+        case ast.Phrase(words=words, exact=exact):
+            parts = [p for p in (_word(w, exact=exact, prefix=False) for w in words) if p]
+            return "(" + " AND ".join(parts) + ")" if parts else None
+        case ast.And(items=items):
+            parts = [p for p in (fts_prefilter(i) for i in items) if p]
+            return "(" + " AND ".join(parts) + ")" if parts else None
+        case ast.Or(items=items):
+            alternatives = [fts_prefilter(i) for i in items]
+            if any(a is None for a in alternatives):
+                return None
+            return "(" + " OR ".join(a for a in alternatives if a) + ")"
+    return None  # NOT, regex, lang:, channel: are the matcher's
