@@ -10,12 +10,14 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from core.langid import Detection, LanguageDetector
 from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
+from core.query.index import QueryIndex, QueryMatch
+from core.query.matcher import Document
 from core.storage import Archive
 from core.storage.rows import entities_json
 
@@ -26,14 +28,23 @@ _TAG = re.compile(r"(?<![\w@#$])([#@$][^\W\d_][\w]{0,63})")
 _TAG_ENTITIES = {"hashtag", "mention", "cashtag"}
 
 
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """A post a batch stored or changed, with the queries it matches and where they matched."""
+
+    post: Post
+    edited: bool
+    matches: tuple[QueryMatch, ...] = ()
+
+
 class AlertSink(Protocol):
     """Receives what a batch stored; the alert stage decides who is told."""
 
-    async def hand_over(self, new: Sequence[Post], edited: Sequence[Post]) -> None: ...
+    async def hand_over(self, items: Sequence[Handover]) -> None: ...
 
 
 class NullSink:
-    async def hand_over(self, new: Sequence[Post], edited: Sequence[Post]) -> None:
+    async def hand_over(self, items: Sequence[Handover]) -> None:
         return None
 
 
@@ -94,10 +105,17 @@ def extract_tags(raw: RawPost) -> tuple[str, ...]:
 
 
 class Pipeline:
-    def __init__(self, archive: Archive, detector: LanguageDetector, sink: AlertSink | None = None) -> None:
+    def __init__(
+        self,
+        archive: Archive,
+        detector: LanguageDetector,
+        sink: AlertSink | None = None,
+        queries: QueryIndex | None = None,
+    ) -> None:
         self.archive = archive
         self.detector = detector
         self.sink: AlertSink = sink or NullSink()
+        self.queries = queries  # the active subscriptions' queries, matched at the "tag" step
         # One batch at a time: the stored hashes read below must not race another batch of this process.
         self._lock = asyncio.Lock()
 
@@ -112,11 +130,19 @@ class Pipeline:
         async with self._lock:
             result = await self._store([normalise(raw) for raw in raws], progress)
         if alerts and (result.new or result.edited):
-            await self.sink.hand_over(
-                [p for p in result.new if p.service_action is None],
-                [p for p in result.edited if p.service_action is None],
-            )
+            items = [self._handover(p, edited=False) for p in result.new if p.service_action is None]
+            items += [self._handover(p, edited=True) for p in result.edited if p.service_action is None]
+            if items:
+                await self.sink.hand_over(items)
         return result
+
+    def _handover(self, post: Post, *, edited: bool) -> Handover:
+        if self.queries is None or not len(self.queries) or not post.text:
+            return Handover(post, edited)
+        doc = Document.of(
+            post.text, lang=post.lang, channel_id=post.channel_id, channel_username=post.channel_username
+        )
+        return Handover(post, edited, tuple(self.queries.match(doc)))
 
     async def _store(self, posts: list[RawPost], progress: ChannelProgress | None) -> SaveResult:
         hashes = [content_hash(raw) for raw in posts]

@@ -82,3 +82,23 @@ async def test_one_batch_with_two_copies_of_a_post_keeps_the_last(archive: Sqlit
     await pipeline.ingest([RawPost(7, 1, T0, "draft"), RawPost(7, 1, T0, "final", edit_date=T0)])
     post = await archive.get_post(7, 1)
     assert post is not None and post.text == "final" and await archive.count_posts() == 1
+
+
+async def test_matches_are_handed_over_with_spans(archive: SqliteArchive) -> None:
+    from core.query.index import QueryIndex
+    from core.query.matcher import compile_query
+
+    index = QueryIndex()
+    index.add("kz", compile_query("Kazakhstan protest"))
+    index.add("other", compile_query("weather"))
+    sink = RecordingSink()
+    pipeline = Pipeline(archive, FixedDetector(), sink, index)
+    await archive.upsert_channel(7, "kz_news", "KZ")
+    text = "Protesters gathered across Kazakhstan"
+    await pipeline.ingest([RawPost(7, 1, T0, text), RawPost(7, 2, T0, "sunny")])
+    await pipeline.ingest([RawPost(7, 2, T0, "weather: sunny", edit_date=T0 + timedelta(hours=1))])
+    first, second, edit = sink.items
+    assert [m.query_id for m in first.matches] == ["kz"]
+    assert [text[s.start : s.end] for s in first.matches[0].spans] == ["Protesters", "Kazakhstan"]
+    assert second.matches == ()
+    assert edit.edited and [m.query_id for m in edit.matches] == ["other"]

@@ -6,18 +6,25 @@ from collections.abc import Sequence
 
 from core.langid import Detection
 from core.models import Post
+from core.pipeline import Handover
 
 
 class RecordingSink:
     """An AlertSink that keeps what it was handed."""
 
     def __init__(self) -> None:
-        self.new: list[Post] = []
-        self.edited: list[Post] = []
+        self.items: list[Handover] = []
 
-    async def hand_over(self, new: Sequence[Post], edited: Sequence[Post]) -> None:
-        self.new.extend(new)
-        self.edited.extend(edited)
+    async def hand_over(self, items: Sequence[Handover]) -> None:
+        self.items.extend(items)
+
+    @property
+    def new(self) -> list[Post]:
+        return [item.post for item in self.items if not item.edited]
+
+    @property
+    def edited(self) -> list[Post]:
+        return [item.post for item in self.items if item.edited]
 
 
 class FixedDetector:
