@@ -1,0 +1,293 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.stories import (
+    NUM_PERM,
+    SIGNATURE_VERSION,
+    WINDOW,
+    StoryIndex,
+    estimate_similarity,
+    fingerprint_text,
+    is_current_signature,
+    is_judgeable,
+    parse_forward_origin,
+    signature,
+    similarity,
+    strip_signature,
+)
+
+T0 = datetime(2024, 12, 2, 9, 0, tzinfo=UTC)
+
+NEWS = (
+    "Городской совет утвердил новый бюджет после долгих споров во вторник вечером. "
+    "Мэр пообещал, что ремонт дорог в северных районах начнётся в мае, а на строительство "
+    "двух школ выделят 1,2 млрд рублей. Оппозиция назвала документ нереалистичным и потребовала "
+    "опубликовать расчёты до конца недели."
+)
+OTHER = (
+    "Сильные дожди ожидаются в южных областях до конца недели, сообщили синоптики. Жителей "
+    "просят не оставлять машины под деревьями и следить за предупреждениями экстренных служб, "
+    "уровень воды в реках может подняться на полтора метра."
+)
+ENGLISH = (
+    "The city council approved the new budget after a long debate on Tuesday evening, and the mayor "
+    "said that road repairs will start in May."
+)
+CHINESE = "市议会周二晚上经过长时间辩论后批准了新的预算，市长表示北部地区的道路维修工作将于五月开始。"
+
+
+# --- fingerprints -----------------------------------------------------------------------------------
+
+
+def test_fingerprint_drops_links_mentions_hashtags_emoji_and_signature() -> None:
+    text = (
+        "🔥 #Срочно Городской совет утвердил бюджет, сообщает @city_news: https://example.com/a\n"
+        "Список новых школ опубликован на bit.ly/abc и в [статье](https://example.com/b) 👇\n\n"
+        "👉 Подписаться на @city_news | t.me/city_news"
+    )
+    assert fingerprint_text(text) == (
+        "городской совет утвердил бюджет сообщает список новых школ опубликован на и в статье"
+    )
+    # a short last line that only points to a link is a signature too
+    assert fingerprint_text("Городской совет утвердил бюджет.\nПодробнее: https://example.com/a") == (
+        "городской совет утвердил бюджет"
+    )
+
+
+def test_fingerprint_folds_case_yo_and_persian_letter_variants() -> None:
+    assert fingerprint_text("ЁЖИК Ёлка") == "ежик елка"
+    assert fingerprint_text("هم‌اكنون علي ۳") == fingerprint_text("هم اکنون علی 3")
+
+
+def test_signature_cut_is_conservative() -> None:
+    body = "Первая строка новости.\nВторая строка, в которой тоже есть слова и @упоминание внутри текста."
+    assert strip_signature(body) == body  # a long line with a mention is text, not a signature
+    assert strip_signature("@only_a_mention") == "@only_a_mention"  # never the first line
+    signed = "Текст новости здесь.\n\nکانال رسمی #شرق_نیوز\n@EastNewse"
+    assert strip_signature(signed) == "Текст новости здесь."
+
+
+def test_short_texts_are_not_judgeable() -> None:
+    assert not is_judgeable("Взрыв в центре города, есть пострадавшие")  # 6 words
+    assert is_judgeable(NEWS)
+    assert not is_judgeable(CHINESE[:15])  # 15 characters count as 6 words
+    assert is_judgeable(CHINESE)
+    assert signature("Взрыв в центре города") == b""
+
+
+def test_signature_is_compact_and_deterministic() -> None:
+    blob = signature(ENGLISH)
+    assert len(blob) == 1 + 4 * NUM_PERM and blob[0] == SIGNATURE_VERSION
+    assert is_current_signature(blob) and is_current_signature(b"")
+    assert not is_current_signature(b"\x00" + blob[1:]) and not is_current_signature(None)
+    # Hard-coded once: any change to folding, shingling or hashing changes this and needs a new
+    # SIGNATURE_VERSION (stored signatures would no longer compare).
+    assert blob[:17].hex() == "01d8724214d33421083cad1b10e4bbee02"
+
+
+def test_similarity_behaves() -> None:
+    assert similarity(NEWS, NEWS) == 1.0
+    assert similarity(NEWS, "🔥 " + NEWS + " https://t.me/x") == 1.0
+    assert similarity(NEWS, OTHER) < 0.1
+    assert 0.5 < similarity(NEWS, NEWS.replace("вторник", "среду")) < 1.0
+    assert estimate_similarity(signature(NEWS), b"") == 0.0
+
+
+def test_parse_forward_origin() -> None:
+    assert parse_forward_origin("channel1101170442/271290") == (1101170442, 271290)
+    assert parse_forward_origin(" channel5/6 ") == (5, 6)
+    for value in (None, "", "Офіс Президента", "channel123", "user5/6", "chat5/6", "channel0/1", "unknown"):
+        assert parse_forward_origin(value) is None
+
+
+# --- the index --------------------------------------------------------------------------------------
+
+
+def test_identical_text_joins_the_first_story() -> None:
+    index = StoryIndex()
+    first = index.assign((1, 10), NEWS, T0)
+    assert first.is_new and first.story_id == "1:10" and first.first_key == (1, 10) and first.rule == "new"
+    assert first.signature == signature(NEWS)
+    copy = index.assign((2, 20), NEWS, T0 + timedelta(minutes=5))
+    assert (copy.story_id, copy.is_new, copy.similarity, copy.first_key) == ("1:10", False, 1.0, (1, 10))
+    assert copy.rule == "duplicate"
+
+
+def test_copy_with_other_emoji_links_and_signature_joins() -> None:
+    index = StoryIndex()
+    index.assign((1, 10), "⚡️ " + NEWS + "\n\nЧитать нас без VPN: bit.ly/news", T0)
+    copy = "❗️❗️" + NEWS.replace("вечером.", "вечером 🏛") + "\n\nhttps://t.me/other/5\n@other_channel"
+    match = index.assign((2, 20), copy, T0 + timedelta(hours=1))
+    assert match.story_id == "1:10" and match.similarity >= 0.9
+
+
+def test_small_edit_joins() -> None:
+    index = StoryIndex()
+    index.assign((1, 10), NEWS, T0)
+    edited = NEWS.replace("долгих споров", "долгих дебатов").replace("до конца недели", "в пятницу")
+    match = index.assign((2, 20), edited, T0 + timedelta(hours=2))
+    assert match.story_id == "1:10" and not match.is_new
+
+
+def test_cjk_copy_joins_and_unrelated_cjk_does_not() -> None:
+    index = StoryIndex()
+    index.assign((1, 1), CHINESE, T0)
+    assert index.assign((2, 2), "📢 " + CHINESE + " #新闻", T0).story_id == "1:1"
+    other = "科学家在南极冰层下发现了一个巨大的淡水湖，湖水温度常年保持在零度以下，研究将持续三年。"
+    assert index.assign((3, 3), other, T0).is_new
+
+
+def test_unrelated_text_is_a_new_story() -> None:
+    index = StoryIndex()
+    index.assign((1, 10), NEWS, T0)
+    match = index.assign((2, 20), OTHER, T0 + timedelta(minutes=1))
+    assert match.is_new and match.story_id == "2:20" and match.similarity == 0.0
+
+
+def test_short_texts_never_merge() -> None:
+    index = StoryIndex()
+    short = "Взрыв в центре города, есть пострадавшие"
+    assert index.assign((1, 10), short, T0).rule == "short"
+    again = index.assign((2, 20), short, T0 + timedelta(minutes=1))
+    assert again.is_new and again.story_id == "2:20" and again.rule == "short" and again.signature == b""
+
+
+def test_forward_of_a_known_origin_gets_its_story() -> None:
+    index = StoryIndex()
+    index.assign((1, 10), NEWS, T0)
+    fwd = index.assign((2, 20), "Коротко", T0 + timedelta(hours=1), forwarded_from=(1, 10))
+    assert (fwd.story_id, fwd.rule, fwd.first_key, fwd.similarity) == ("1:10", "forward", (1, 10), 1.0)
+
+
+def test_forwards_of_an_unknown_origin_share_one_story_and_the_origin_joins_it() -> None:
+    index = StoryIndex()
+    first = index.assign((2, 20), "Коротко", T0, forwarded_from=(9, 99))
+    assert first.is_new
+    second = index.assign((3, 30), "Тоже коротко", T0 + timedelta(minutes=3), forwarded_from=(9, 99))
+    assert second.story_id == "2:20" and second.rule == "forward"
+    origin = index.assign((9, 99), OTHER, T0 + timedelta(minutes=5))
+    assert origin.story_id == "2:20" and index.story_of((9, 99)) == "2:20"
+
+
+def test_outside_the_window_is_a_new_story() -> None:
+    index = StoryIndex()
+    index.assign((1, 10), NEWS, T0)
+    late = index.assign((2, 20), NEWS, T0 + WINDOW + timedelta(hours=1))
+    assert late.is_new and late.story_id == "2:20"
+    # within the window on the other side (a late backfill of an older post) still matches
+    index = StoryIndex()
+    index.assign((1, 10), NEWS, T0)
+    assert index.assign((2, 20), NEWS, T0 - timedelta(hours=5)).story_id == "1:10"
+
+
+def test_the_earliest_matching_post_gives_the_story() -> None:
+    index = StoryIndex()
+    index.add_existing((1, 1), "story-a", signature(NEWS), T0 + timedelta(hours=2))
+    index.add_existing((2, 2), "story-b", signature(NEWS), T0)
+    match = index.assign((3, 3), NEWS, T0 + timedelta(hours=3))
+    assert match.story_id == "story-b" and match.first_key == (2, 2)
+
+
+def test_same_channel_threshold_applies_to_posts_of_one_channel() -> None:
+    edited = NEWS.replace("вторник", "среду").replace("мае", "июне").replace("двух", "трёх")
+    score = similarity(NEWS, edited)
+    strict = StoryIndex(same_channel_threshold=min(1.0, score + 0.05))
+    strict.assign((1, 10), NEWS, T0)
+    assert strict.assign((1, 11), edited, T0).is_new  # same channel: stricter
+    assert strict.assign((2, 20), edited, T0).story_id == "1:10"  # other channel: default threshold
+
+
+def test_eviction_keeps_memory_bounded() -> None:
+    index = StoryIndex()
+    posts_per_day = 48
+    for n in range(10 * posts_per_day):  # 10 days, a distinct judgeable text every half hour
+        date = T0 + timedelta(minutes=30 * n)
+        index.assign((1, n), f"{NEWS} Выпуск номер {n} слово{n} ещё{n} текст{n}.", date)
+    window_posts = 3 * posts_per_day + 1
+    assert len(index) <= window_posts
+    assert len(index._heap) <= 2 * window_posts + 1024
+    assert len(index._buckets) <= 16 * window_posts
+    capped = StoryIndex(max_entries=50)
+    for n in range(200):
+        capped.assign((1, n), f"{OTHER} {n}", T0 + timedelta(seconds=n))
+    assert len(capped) == 50 and (1, 199) in capped and (1, 0) not in capped
+
+
+def test_remove_forgets_a_post() -> None:
+    index = StoryIndex()
+    index.assign((1, 10), NEWS, T0)
+    assert index.remove((1, 10)) and not index.remove((1, 10))
+    assert index.assign((2, 20), NEWS, T0).is_new
+    assert not index._buckets or all(k != (1, 10) for k in index._buckets.values())
+
+
+def test_signature_round_trips_through_add_existing() -> None:
+    index = StoryIndex()
+    index.add_existing((1, 10), "1:10", signature(NEWS), T0)
+    index.add_existing((1, 11), "1:11", b"", T0)  # a short post: forwards only
+    index.add_existing((1, 12), "1:12", None, T0)
+    assert len(index) == 3
+    match = index.assign((2, 20), NEWS + " 🔥", T0 + timedelta(hours=1))
+    assert match.story_id == "1:10" and match.similarity == 1.0
+    assert index.assign((3, 30), "x", T0, forwarded_from=(1, 11)).story_id == "1:11"
+    again = index.assign((2, 20), "anything", T0)  # a known key keeps its story
+    assert again.rule == "known" and again.story_id == "1:10" and again.signature == signature(NEWS + " 🔥")
+    with pytest.raises(ValueError, match="version"):
+        index.add_existing((4, 40), "4:40", b"\x63" + signature(NEWS)[1:], T0)
+    with pytest.raises(ValueError, match="timezone"):
+        index.assign((5, 50), NEWS, datetime(2024, 1, 1))
+
+
+def test_odd_text_does_not_break_anything() -> None:
+    index = StoryIndex()
+    for n, text in enumerate(["", " \n ", "\x00", "\ud83d lone surrogate " * 5, "🔥" * 50, "١٢٣ ۴۵۶ " * 10]):
+        index.assign((1, n), text, T0)
+        assert similarity(text, text) == 1.0
+
+
+def test_index_rejects_bad_parameters() -> None:
+    with pytest.raises(ValueError):
+        StoryIndex(bands=100, rows=2)
+    with pytest.raises(ValueError):
+        StoryIndex(threshold=0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300), st.text(max_size=300))
+def test_assign_never_raises_and_self_similarity_is_one(text: str, other: str) -> None:
+    index = StoryIndex()
+    first = index.assign((1, 1), text, T0)
+    second = index.assign((2, 2), text, T0)
+    assert first.is_new
+    assert second.story_id == ("1:1" if first.signature else "2:2")
+    index.assign((3, 3), other, T0, forwarded_from=(4, 4))
+    assert similarity(text, text) == 1.0
+    assert 0.0 <= similarity(text, other) <= 1.0
+    assert fingerprint_text(text) == fingerprint_text(text)
+
+
+# --- real data (optional) ---------------------------------------------------------------------------
+
+
+@pytest.mark.shared_data
+def test_real_cross_channel_copy_merges_and_a_template_does_not(shared_data: Path) -> None:
+    folder = shared_data / "dumps" / "ria_and_other_ru"
+    ria = {m["message_id"]: m for m in json.loads((folder / "1001101170442_messages.json").read_text())}
+    banksta = {m["message_id"]: m for m in json.loads((folder / "1001136626166_messages.json").read_text())}
+    index = StoryIndex()
+
+    def put(channel: int, post: dict[str, object]) -> str:
+        date = datetime.fromisoformat(str(post["date"]))
+        return index.assign((channel, int(str(post["message_id"]))), str(post["text"]), date).story_id
+
+    # RIA's post on the Druzhba pipeline and Banksta's copy of it, signed "@banksta", 40 minutes later
+    assert put(1101170442, ria[271290]) == put(1136626166, banksta[61615])
+    # the same phrasing about another milestone a day later ("выше 15 рублей" vs "выше 14,50 руб.")
+    assert put(1101170442, ria[270746]) != put(1136626166, banksta[61297])
