@@ -129,7 +129,9 @@ async def opened(settings: Settings) -> AsyncIterator[Archive]:
 
 
 def make_pipeline(settings: Settings, archive: Archive) -> Pipeline:
-    return Pipeline(archive, make_detector(settings.lang_engine))
+    from core.stories import StoryIndex
+
+    return Pipeline(archive, make_detector(settings.lang_engine), stories=StoryIndex())
 
 
 async def find_channel(archive: Archive, text: str) -> Channel:

@@ -46,6 +46,7 @@ def post_record(post: Post) -> dict[str, Any]:
         "author": post.author,
         "service_action": post.service_action,
         "tags": list(post.tags),
+        "story_id": post.story_id,
         "edited": iso(post.edit_date),
         "versions": post.versions,
         "deleted": post.deleted_at is not None,

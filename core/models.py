@@ -101,6 +101,7 @@ class Post:
     channel_username: str | None = None
     channel_title: str | None = None
     versions: int = 1
+    story_id: str | None = None  # "channel:message" of the story's first post (see docs/stories.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,21 @@ class ProcessedPost:
     lang_confidence: float
     tags: tuple[str, ...]
     content_hash: str
+    story_id: str | None = None
+    story_signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    """What rebuilding the story index at start-up needs of a stored post."""
+
+    channel_id: int
+    message_id: int
+    story_id: str
+    signature: bytes | None
+    date: datetime
+    forwarded_from: str | None
+    text: str
 
 
 @dataclass(frozen=True, slots=True)

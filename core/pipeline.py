@@ -20,6 +20,8 @@ from core.query.index import QueryIndex, QueryMatch
 from core.query.matcher import Document
 from core.storage import Archive
 from core.storage.rows import entities_json
+from core.stories import StoryIndex, is_current_signature, parse_forward_origin
+from core.stories import signature as story_signature
 
 log = logging.getLogger("tgmon.pipeline")
 
@@ -111,11 +113,14 @@ class Pipeline:
         detector: LanguageDetector,
         sink: AlertSink | None = None,
         queries: QueryIndex | None = None,
+        stories: StoryIndex | None = None,
     ) -> None:
         self.archive = archive
         self.detector = detector
         self.sink: AlertSink = sink or NullSink()
         self.queries = queries  # the active subscriptions' queries, matched at the "tag" step
+        self.stories = stories  # near-duplicates and forwards folded into stories
+        self._stories_loaded = False
         # One batch at a time: the stored hashes read below must not race another batch of this process.
         self._lock = asyncio.Lock()
 
@@ -160,14 +165,71 @@ class Pipeline:
             await asyncio.to_thread(self._detect, [posts[i].text for i in to_detect]) if to_detect else []
         )
         langs = dict(zip(to_detect, detections, strict=True))
+        stories = await self._assign_stories(posts, known, to_detect)
         processed = []
         for i, raw in enumerate(posts):
             found = langs.get(i, UNDETERMINED)
-            processed.append(ProcessedPost(raw, found.lang, found.confidence, extract_tags(raw), hashes[i]))
-        result = await self.archive.save_posts(processed, progress=progress)
+            story_id, sig = stories.get(i, (None, b""))
+            tags = extract_tags(raw)
+            processed.append(ProcessedPost(raw, found.lang, found.confidence, tags, hashes[i], story_id, sig))
+        try:
+            result = await self.archive.save_posts(processed, progress=progress)
+        except BaseException:
+            self._forget(posts, known)
+            raise
+        if self.stories is not None:
+            signatures = {(posts[i].channel_id, posts[i].message_id): sig for i, (_, sig) in stories.items()}
+            for post in result.edited:  # the story stays; its text, and so its signature, changed
+                key = (post.channel_id, post.message_id)
+                self.stories.remove(key)
+                if signatures.get(key) and post.story_id:
+                    self.stories.add_existing(key, post.story_id, signatures[key], post.date)
         for post in result.new:
             log.debug("post_saved channel=%s id=%s lang=%s", post.channel_id, post.message_id, post.lang)
         return result
+
+    async def _assign_stories(
+        self, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int]
+    ) -> dict[int, tuple[str | None, bytes]]:
+        """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits."""
+        stories = self.stories
+        if stories is None:
+            return {}
+        if not self._stories_loaded:
+            await self._load_stories(stories)
+        new = sorted(
+            (i for i in changed if posts[i].message_id not in known[posts[i].channel_id]),
+            key=lambda i: (posts[i].date, posts[i].channel_id, posts[i].message_id),
+        )
+        edited = [i for i in changed if posts[i].message_id in known[posts[i].channel_id]]
+
+        def work() -> dict[int, tuple[str | None, bytes]]:
+            found: dict[int, tuple[str | None, bytes]] = {}
+            for i in new:
+                raw = posts[i]
+                origin = parse_forward_origin(raw.forwarded_from)
+                match = stories.assign((raw.channel_id, raw.message_id), raw.text, raw.date, origin)
+                found[i] = (match.story_id, match.signature)
+            for i in edited:
+                found[i] = (None, story_signature(posts[i].text))
+            return found
+
+        return await asyncio.to_thread(work)
+
+    async def _load_stories(self, stories: StoryIndex) -> None:
+        """Rebuild the in-memory index from the stored posts of the last window, once per process."""
+        for row in await self.archive.story_rows(datetime.now(UTC) - stories.window):
+            sig = row.signature if is_current_signature(row.signature) else story_signature(row.text)
+            origin = parse_forward_origin(row.forwarded_from)
+            stories.add_existing((row.channel_id, row.message_id), row.story_id, sig or b"", row.date, origin)
+        self._stories_loaded = True
+
+    def _forget(self, posts: list[RawPost], known: dict[int, dict[int, str]]) -> None:
+        """A batch that was not stored must not found stories."""
+        if self.stories is not None:
+            for raw in posts:
+                if raw.message_id not in known.get(raw.channel_id, {}):
+                    self.stories.remove((raw.channel_id, raw.message_id))
 
     def _detect(self, texts: list[str]) -> list[Detection]:
         return [self.detector.detect(text) for text in texts]

@@ -15,7 +15,6 @@ from core.query.ast import QuerySyntaxError
 from core.search import search
 from core.storage.migrations import SCHEMA_VERSION, SchemaTooNewError
 from core.storage.sqlite import SqliteArchive
-from tests.fakes.memory import FixedDetector
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -223,19 +222,25 @@ async def test_cancelled_writer_leaves_no_open_transaction(
         await fresh.close()
 
 
-async def test_migration_2_rebuilds_the_index_with_query_word_forms(tmp_path: Path) -> None:
+async def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    from core.storage.migrations import MIGRATIONS
+
     path = tmp_path / "old.db"
-    archive = await SqliteArchive.open(path)
-    await archive.upsert_channel(7, None, "c")
-    await Pipeline(archive, FixedDetector()).ingest([raw(1, "Kаzakhstan news")])  # Cyrillic а inside
-    await archive.close()
-    async with aiosqlite.connect(path) as db:  # as schema 1 left it: plain folded text, no homoglyphs
-        await db.execute("UPDATE posts_fts SET body = 'kаzakhstan news'")
+    async with aiosqlite.connect(path) as db:  # as tgmon with schema 1 left it
+        await db.executescript(MIGRATIONS[0])
+        await db.execute("INSERT INTO channels (id, title, added_at) VALUES (7, 'c', 0)")
+        await db.execute(
+            "INSERT INTO posts (id, channel_id, message_id, date, text, lang, lang_confidence, permalink, "
+            "collected_at, content_hash) VALUES (1, 7, 1, 0, 'Kаzakhstan news', 'en', 1, 'x', 0, 'h')"
+        )
+        await db.execute("INSERT INTO posts_fts (rowid, body) VALUES (1, 'kаzakhstan news')")  # Cyrillic а
         await db.execute("PRAGMA user_version = 1")
         await db.commit()
-    reopened = await SqliteArchive.open(path)
+    upgraded = await SqliteArchive.open(path)
     try:
-        assert await found(reopened, "Kazakhstan") == [1]
-        assert await reopened.fts_consistent()
+        assert await found(upgraded, "Kazakhstan") == [1]  # migration 2 re-indexed with folded homoglyphs
+        post = await upgraded.get_post(7, 1)
+        assert post is not None and post.story_id == "7:1"  # migration 3: no story yet reads as its own
+        assert await upgraded.fts_consistent()
     finally:
-        await reopened.close()
+        await upgraded.close()

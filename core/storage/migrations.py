@@ -75,6 +75,12 @@ MIGRATIONS: tuple[str, ...] = (
     DELETE FROM posts_fts;
     INSERT INTO posts_fts (rowid, body) SELECT id, tgmon_fts_body(text) FROM posts WHERE text != '';
     """,
+    # 3: stories (near-duplicates and forwards folded); NULL reads as the post's own story
+    """
+    ALTER TABLE posts ADD COLUMN story_id TEXT;
+    ALTER TABLE posts ADD COLUMN story_sig BLOB;
+    CREATE INDEX posts_story ON posts(story_id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

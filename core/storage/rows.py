@@ -77,7 +77,7 @@ POST_COLUMNS = (
     "p.channel_id, p.message_id, p.date, p.text, p.entities, p.lang, p.lang_confidence, p.views, "
     "p.forwards, p.replies, p.reactions, p.media_type, p.forwarded_from, p.reply_to, p.album_id, "
     "p.author, p.service_action, p.tags, p.permalink, p.edit_date, p.deleted_at, p.collected_at, "
-    "p.content_hash, c.username, c.title, p.version"
+    "p.content_hash, c.username, c.title, p.version, p.story_id"
 )
 
 
@@ -112,4 +112,5 @@ def post_from(row: Any) -> Post:
         channel_username=row[23],
         channel_title=row[24],
         versions=row[25],
+        story_id=row[26] or f"{row[0]}:{row[1]}",
     )

@@ -22,6 +22,7 @@ from core.models import (
     PostVersion,
     ProcessedPost,
     SaveResult,
+    StoryRow,
 )
 from core.query.fts import fts_body
 from core.storage import rows
@@ -252,10 +253,10 @@ class SqliteArchive:
         latest: dict[int, ProcessedPost] = {}
         for post in batch:  # the last copy of a message in one batch wins
             latest[post.raw.message_id] = post
-        existing: dict[int, tuple[int, str, int | None, int]] = {
-            mid: (pid, chash, edit, version)
-            for pid, mid, chash, edit, version in await self._posts_by_id(
-                "id, message_id, content_hash, edit_date, version", channel_id, list(latest)
+        existing: dict[int, tuple[int, str, int | None, int, str | None]] = {
+            mid: (pid, chash, edit, version, story)
+            for pid, mid, chash, edit, version, story in await self._posts_by_id(
+                "id, message_id, content_hash, edit_date, version, story_id", channel_id, list(latest)
             )
         }
 
@@ -265,9 +266,9 @@ class SqliteArchive:
             link = rows.permalink(channel_id, username, mid)
             if mid not in existing:
                 new_rows.append(post)
-                result.new.append(self._post(post, link, now, username, title, 1))
+                result.new.append(self._post(post, link, now, username, title, 1, post.story_id))
                 continue
-            pid, old_hash, old_edit, version = existing[mid]
+            pid, old_hash, old_edit, version, story = existing[mid]
             new_edit = rows.ts(raw.edit_date)
             # an older copy (an export made before the edit, a fetch that raced an edit) changes nothing
             stale = old_edit is not None and (new_edit is None or new_edit < old_edit)
@@ -275,7 +276,7 @@ class SqliteArchive:
                 result.unchanged += 1
             elif old_hash != post.content_hash:
                 edits.append((pid, version + 1, post))
-                result.edited.append(self._post(post, link, now, username, title, version + 1))
+                result.edited.append(self._post(post, link, now, username, title, version + 1, story))
             else:
                 counters.append((raw.views, raw.forwards, raw.replies, rows.json_or_none(raw.reactions), pid))
                 result.unchanged += 1
@@ -284,8 +285,8 @@ class SqliteArchive:
             await db.executemany(
                 "INSERT INTO posts (channel_id, message_id, date, text, entities, lang, lang_confidence, "
                 "views, forwards, replies, reactions, media_type, forwarded_from, reply_to, album_id, "
-                "author, service_action, tags, permalink, edit_date, collected_at, content_hash) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "author, service_action, tags, permalink, edit_date, collected_at, content_hash, story_id, "
+                "story_sig) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     self._insert_params(p, rows.permalink(channel_id, username, p.raw.message_id), now)
                     for p in new_rows
@@ -316,6 +317,7 @@ class SqliteArchive:
             await db.executemany(
                 "UPDATE posts SET text = ?, entities = ?, lang = ?, lang_confidence = ?, tags = ?, "
                 "edit_date = ?, content_hash = ?, version = ?, media_type = ?, deleted_at = NULL, "
+                "story_sig = COALESCE(?, story_sig), "
                 "views = COALESCE(?, views), forwards = COALESCE(?, forwards), "
                 "replies = COALESCE(?, replies), reactions = COALESCE(?, reactions) WHERE id = ?",
                 [
@@ -329,6 +331,7 @@ class SqliteArchive:
                         p.content_hash,
                         version,
                         p.raw.media_type,
+                        p.story_signature or None,
                         p.raw.views,
                         p.raw.forwards,
                         p.raw.replies,
@@ -392,10 +395,20 @@ class SqliteArchive:
             rows.ts(raw.edit_date),
             now,
             p.content_hash,
+            p.story_id,
+            p.story_signature or None,
         )
 
     @staticmethod
-    def _post(p: ProcessedPost, link: str, now: int, username: str | None, title: str, version: int) -> Post:
+    def _post(
+        p: ProcessedPost,
+        link: str,
+        now: int,
+        username: str | None,
+        title: str,
+        version: int,
+        story_id: str | None,
+    ) -> Post:
         raw = p.raw
         return Post(
             channel_id=raw.channel_id,
@@ -424,7 +437,27 @@ class SqliteArchive:
             channel_username=username,
             channel_title=title,
             versions=version,
+            story_id=story_id or f"{raw.channel_id}:{raw.message_id}",
         )
+
+    async def story_rows(self, since: datetime) -> list[StoryRow]:
+        """Recent posts with a story, oldest first: the story index is rebuilt from them at start-up."""
+        found = await self._all(
+            "SELECT channel_id, message_id, story_id, story_sig, date, forwarded_from, text FROM posts "
+            "WHERE date >= ? AND story_id IS NOT NULL AND deleted_at IS NULL ORDER BY date",
+            (rows.ts(since),),
+        )
+        return [StoryRow(r[0], r[1], r[2], r[3], rows.dt(r[4]) or since, r[5], r[6]) for r in found]
+
+    async def story_channels(self, story_id: str) -> list[Channel]:
+        """Every channel that carried a story, in the order they first did: for "also in: …"."""
+        found = await self._all(
+            f"SELECT {', '.join('c.' + c.strip() for c in rows.CHANNEL_COLUMNS.split(','))} FROM channels c "
+            "JOIN (SELECT channel_id, MIN(date) AS first FROM posts WHERE story_id = ? "
+            "GROUP BY channel_id) s ON s.channel_id = c.id ORDER BY s.first",
+            (story_id,),
+        )
+        return [rows.channel_from(r) for r in found]
 
     async def mark_deleted(self, channel_id: int, message_ids: Sequence[int], at: datetime) -> int:
         """Flag deleted posts (they stay in the archive); returns how many were newly flagged."""

@@ -1,0 +1,67 @@
+"""Stories through the pipeline: copies and forwards share the first post's story, across restarts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.models import RawPost
+from core.pipeline import Pipeline
+from core.storage.sqlite import SqliteArchive
+from core.stories import StoryIndex
+from tests.fakes.memory import FixedDetector, RecordingSink
+
+T0 = datetime.now(UTC) - timedelta(hours=5)
+NEWS = (
+    "Protesters gathered in the centre of Almaty on Sunday demanding the release of detained activists, "
+    "police blocked the square and several people were detained according to witnesses"
+)
+
+
+async def make(archive: SqliteArchive) -> tuple[Pipeline, RecordingSink]:
+    for channel_id, name in ((1, "first_news"), (2, "second_news"), (3, "third_news")):
+        await archive.upsert_channel(channel_id, name, name)
+    sink = RecordingSink()
+    return Pipeline(archive, FixedDetector(), sink, stories=StoryIndex()), sink
+
+
+async def test_copies_and_forwards_join_the_first_story(archive: SqliteArchive) -> None:
+    pipeline, sink = await make(archive)
+    await pipeline.ingest([RawPost(1, 10, T0, NEWS)])
+    copy = "🔥 " + NEWS + "\n\nПодписаться: t.me/second_news"
+    await pipeline.ingest([RawPost(2, 20, T0 + timedelta(minutes=3), copy)])
+    forward = RawPost(3, 30, T0 + timedelta(minutes=9), "short comment", forwarded_from="channel1/10")
+    await pipeline.ingest(
+        [forward, RawPost(3, 31, T0, "Weather: sunny and warm in Astana all week long, no rain")]
+    )
+    stories = {(i.post.channel_id, i.post.message_id): i.post.story_id for i in sink.items}
+    assert stories == {(1, 10): "1:10", (2, 20): "1:10", (3, 30): "1:10", (3, 31): "3:31"}
+    assert [c.id for c in await archive.story_channels("1:10")] == [1, 2, 3]
+    post = await archive.get_post(2, 20)
+    assert post is not None and post.story_id == "1:10"
+
+
+async def test_the_index_is_rebuilt_after_a_restart(archive: SqliteArchive) -> None:
+    pipeline, _ = await make(archive)
+    await pipeline.ingest([RawPost(1, 10, T0, NEWS)])
+    restarted = Pipeline(archive, FixedDetector(), RecordingSink(), stories=StoryIndex())
+    await restarted.ingest([RawPost(2, 20, T0 + timedelta(hours=1), NEWS + " 👍")])
+    post = await archive.get_post(2, 20)
+    assert post is not None and post.story_id == "1:10"
+
+
+async def test_an_edit_keeps_the_story_and_a_failed_batch_founds_none(archive: SqliteArchive) -> None:
+    pipeline, _ = await make(archive)
+    await pipeline.ingest([RawPost(1, 10, T0, NEWS)])
+    await pipeline.ingest([RawPost(2, 20, T0, NEWS)])
+    edited = NEWS.replace("Sunday", "Monday") + " (updated)"
+    await pipeline.ingest([RawPost(2, 20, T0, edited, edit_date=T0 + timedelta(minutes=30))])
+    post = await archive.get_post(2, 20)
+    assert post is not None and post.story_id == "1:10" and post.versions == 2
+    unknown_channel = RawPost(
+        99, 1, T0, "A different long text about elections in another country entirely today"
+    )
+    with pytest.raises(LookupError):
+        await pipeline.ingest([unknown_channel])
+    assert pipeline.stories is not None and (99, 1) not in pipeline.stories
