@@ -81,6 +81,73 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE posts ADD COLUMN story_sig BLOB;
     CREATE INDEX posts_story ON posts(story_id);
     """,
+    # 4: subscribers, their queries, what matched, the delivery outbox
+    """
+    CREATE TABLE subscribers (
+        id             INTEGER PRIMARY KEY,          -- Telegram user id
+        chat_id        INTEGER NOT NULL,
+        ui_lang        TEXT NOT NULL DEFAULT 'en',
+        active         INTEGER NOT NULL DEFAULT 1,   -- 0: blocked the bot or deactivated (403)
+        paused         INTEGER NOT NULL DEFAULT 0,
+        langs          TEXT,                         -- JSON list of ISO codes; NULL: any language
+        channels       TEXT,                         -- JSON list of channel ids; NULL: every watched one
+        quiet_start    INTEGER,                      -- minutes after local midnight
+        quiet_end      INTEGER,
+        timezone       TEXT NOT NULL DEFAULT 'UTC',
+        digest         TEXT NOT NULL DEFAULT 'off',  -- off | hourly | daily | weekly
+        digest_at      INTEGER NOT NULL DEFAULT 540, -- minutes after local midnight
+        digest_day     INTEGER NOT NULL DEFAULT 0,   -- 0 = Monday
+        last_digest_at INTEGER,
+        inactive_reason TEXT,
+        created_at     INTEGER NOT NULL
+    );
+
+    CREATE TABLE queries (
+        id            INTEGER PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        text          TEXT NOT NULL,
+        paused        INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL,
+        deleted_at    INTEGER
+    );
+    CREATE INDEX queries_subscriber ON queries(subscriber_id);
+
+    CREATE TABLE post_matches (
+        post_id    INTEGER NOT NULL REFERENCES posts(id),
+        query_id   INTEGER NOT NULL REFERENCES queries(id),
+        matched_at INTEGER NOT NULL,
+        PRIMARY KEY (post_id, query_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX post_matches_query ON post_matches(query_id, matched_at);
+
+    CREATE TABLE outbox (
+        id            INTEGER PRIMARY KEY,
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        chat_id       INTEGER NOT NULL,
+        kind          TEXT NOT NULL,                 -- alert | digest | notice
+        story_id      TEXT,
+        payload       TEXT NOT NULL,                 -- JSON, rendered at delivery
+        status        TEXT NOT NULL DEFAULT 'pending', -- pending | sent | failed | dropped
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        not_before    INTEGER NOT NULL,
+        created_at    INTEGER NOT NULL,
+        stored_at     REAL,                          -- when the post was stored: latency is measured from it
+        sent_at       REAL,
+        error         TEXT
+    );
+    CREATE INDEX outbox_due ON outbox(status, not_before);
+
+    -- one alert per story per subscriber, whatever restarts and edits happen
+    CREATE TABLE alerted (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        story_id      TEXT NOT NULL,
+        outbox_id     INTEGER REFERENCES outbox(id),
+        PRIMARY KEY (subscriber_id, story_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('queries_version', '0');
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

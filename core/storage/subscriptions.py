@@ -1,0 +1,371 @@
+"""Subscribers, queries, matches and the delivery outbox, in the archive's database.
+
+Every change to queries bumps `meta.queries_version`, so a collector in another process reloads its
+query index; every alert passes through `alerted`, so a story reaches a subscriber once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core.models import Post
+from core.storage import rows
+from core.storage.sqlite import SqliteArchive
+from core.subscriptions import DigestMode, OutboxItem, Subscriber, Subscription
+
+SUBSCRIBER_COLUMNS = (
+    "id, chat_id, ui_lang, active, paused, langs, channels, quiet_start, quiet_end, timezone, digest, "
+    "digest_at, digest_day, last_digest_at, inactive_reason, created_at"
+)
+OUTBOX_COLUMNS = (
+    "id, subscriber_id, chat_id, kind, story_id, payload, attempts, not_before, created_at, stored_at"
+)
+EDITABLE = {
+    "ui_lang", "paused", "langs", "channels", "quiet_start", "quiet_end", "timezone", "digest", "digest_at",
+    "digest_day", "last_digest_at",
+}  # fmt: skip
+
+
+def _now() -> int:
+    return int(datetime.now(UTC).timestamp())
+
+
+def _subscriber(row: Any) -> Subscriber:
+    return Subscriber(
+        id=row[0],
+        chat_id=row[1],
+        ui_lang=row[2],
+        active=bool(row[3]),
+        paused=bool(row[4]),
+        langs=tuple(json.loads(row[5])) if row[5] else (),
+        channels=tuple(json.loads(row[6])) if row[6] else (),
+        quiet_start=row[7],
+        quiet_end=row[8],
+        timezone=row[9],
+        digest=DigestMode(row[10]),
+        digest_at=row[11],
+        digest_day=row[12],
+        last_digest_at=rows.dt(row[13]),
+        inactive_reason=row[14],
+        created_at=rows.dt(row[15]),
+    )
+
+
+def _subscription(row: Any) -> Subscription:
+    created = rows.dt(row[4])
+    assert created is not None
+    return Subscription(id=row[0], subscriber_id=row[1], text=row[2], paused=bool(row[3]), created_at=created)
+
+
+def _outbox(row: Any) -> OutboxItem:
+    not_before, created = rows.dt(row[7]), rows.dt(row[8])
+    assert not_before is not None and created is not None
+    return OutboxItem(
+        row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], not_before, created, row[9]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One subscriber's match of one post, as the alert stage hands it to storage."""
+
+    subscriber_id: int
+    chat_id: int
+    channel_id: int
+    message_id: int
+    story_id: str
+    query_ids: tuple[int, ...]
+    payload: dict[str, Any]
+    alert: bool  # False: recorded for digests only (too old, quiet filters, …)
+    stored_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedPost:
+    post: Post
+    query_id: int
+    query_text: str
+
+
+class SubscriptionStore:
+    def __init__(self, archive: SqliteArchive) -> None:
+        self.archive = archive
+
+    # subscribers
+
+    async def get_subscriber(self, subscriber_id: int) -> Subscriber | None:
+        row = await self.archive._one(
+            f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = ?", (subscriber_id,)
+        )
+        return _subscriber(row) if row else None
+
+    async def upsert_subscriber(
+        self, subscriber_id: int, chat_id: int, ui_lang: str
+    ) -> tuple[Subscriber, bool]:
+        """The subscriber, created on first contact; one who blocked the bot and writes again is active."""
+        async with self.archive._write() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO subscribers (id, chat_id, ui_lang, created_at) VALUES (?, ?, ?, ?)",
+                (subscriber_id, chat_id, ui_lang, _now()),
+            )
+            created = cur.rowcount == 1
+            await db.execute(
+                "UPDATE subscribers SET chat_id = ?, active = 1, inactive_reason = NULL WHERE id = ?",
+                (chat_id, subscriber_id),
+            )
+            await self._bump(db)
+        found = await self.get_subscriber(subscriber_id)
+        assert found is not None
+        return found, created
+
+    async def update_subscriber(self, subscriber_id: int, **fields: Any) -> Subscriber:
+        unknown = set(fields) - EDITABLE
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        values = []
+        for key, value in fields.items():
+            if key in ("langs", "channels"):
+                value = json.dumps(list(value)) if value else None
+            elif key == "paused":
+                value = int(value)
+            elif key == "last_digest_at":
+                value = rows.ts(value)
+            elif isinstance(value, DigestMode):
+                value = value.value
+            values.append(value)
+        async with self.archive._write() as db:
+            await db.execute(
+                f"UPDATE subscribers SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                (*values, subscriber_id),
+            )
+            if {"paused", "langs", "channels"} & set(fields):
+                await self._bump(db)
+        found = await self.get_subscriber(subscriber_id)
+        assert found is not None
+        return found
+
+    async def deactivate(self, subscriber_id: int, reason: str) -> int:
+        """Stop all delivery to a subscriber (blocked the bot, account gone); returns dropped messages."""
+        async with self.archive._write() as db:
+            await db.execute(
+                "UPDATE subscribers SET active = 0, inactive_reason = ? WHERE id = ?", (reason, subscriber_id)
+            )
+            cur = await db.execute(
+                "UPDATE outbox SET status = 'dropped', error = ? "
+                "WHERE subscriber_id = ? AND status = 'pending'",
+                (reason, subscriber_id),
+            )
+            await self._bump(db)
+            return cur.rowcount
+
+    async def subscribers(self, *, active_only: bool = True) -> list[Subscriber]:
+        where = "WHERE active = 1" if active_only else ""
+        found = await self.archive._all(f"SELECT {SUBSCRIBER_COLUMNS} FROM subscribers {where} ORDER BY id")
+        return [_subscriber(r) for r in found]
+
+    # queries
+
+    async def add_query(self, subscriber_id: int, text: str) -> Subscription:
+        async with self.archive._write() as db:
+            cur = await db.execute(
+                "INSERT INTO queries (subscriber_id, text, created_at) VALUES (?, ?, ?)",
+                (subscriber_id, text, _now()),
+            )
+            await self._bump(db)
+            query_id = cur.lastrowid
+        found = await self.get_query(subscriber_id, query_id or 0)
+        assert found is not None
+        return found
+
+    async def get_query(self, subscriber_id: int, query_id: int) -> Subscription | None:
+        row = await self.archive._one(
+            "SELECT id, subscriber_id, text, paused, created_at FROM queries "
+            "WHERE id = ? AND subscriber_id = ? AND deleted_at IS NULL",
+            (query_id, subscriber_id),
+        )
+        return _subscription(row) if row else None
+
+    async def list_queries(self, subscriber_id: int) -> list[Subscription]:
+        found = await self.archive._all(
+            "SELECT id, subscriber_id, text, paused, created_at FROM queries "
+            "WHERE subscriber_id = ? AND deleted_at IS NULL ORDER BY id",
+            (subscriber_id,),
+        )
+        return [_subscription(r) for r in found]
+
+    async def delete_query(self, subscriber_id: int, query_id: int) -> bool:
+        """Soft delete (matches already recorded keep pointing at it); only the owner can."""
+        async with self.archive._write() as db:
+            cur = await db.execute(
+                "UPDATE queries SET deleted_at = ? WHERE id = ? AND subscriber_id = ? AND deleted_at IS NULL",
+                (_now(), query_id, subscriber_id),
+            )
+            await self._bump(db)
+            return cur.rowcount == 1
+
+    async def set_query_paused(self, subscriber_id: int, query_id: int, paused: bool) -> bool:
+        async with self.archive._write() as db:
+            cur = await db.execute(
+                "UPDATE queries SET paused = ? WHERE id = ? AND subscriber_id = ? AND deleted_at IS NULL",
+                (int(paused), query_id, subscriber_id),
+            )
+            await self._bump(db)
+            return cur.rowcount == 1
+
+    async def live_queries(self) -> list[tuple[Subscription, Subscriber]]:
+        """Queries that should alert: not paused or deleted, of active, unpaused subscribers."""
+        cols = ", ".join(f"s.{c.strip()}" for c in SUBSCRIBER_COLUMNS.split(","))
+        found = await self.archive._all(
+            f"SELECT q.id, q.subscriber_id, q.text, q.paused, q.created_at, {cols} FROM queries q "
+            "JOIN subscribers s ON s.id = q.subscriber_id "
+            "WHERE q.deleted_at IS NULL AND q.paused = 0 AND s.active = 1 AND s.paused = 0 ORDER BY q.id"
+        )
+        return [(_subscription(r[:5]), _subscriber(r[5:])) for r in found]
+
+    async def queries_version(self) -> int:
+        row = await self.archive._one("SELECT value FROM meta WHERE key = 'queries_version'")
+        return int(row[0]) if row else 0
+
+    async def _bump(self, db: Any) -> None:
+        await db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'queries_version'")
+
+    # matches and alerts
+
+    async def record_alerts(
+        self, records: Sequence[AlertRecord], *, not_before: datetime | None = None
+    ) -> int:
+        """Store matches; queue one alert per (subscriber, story). Returns how many alerts were queued."""
+        queued = 0
+        now = _now()
+        due = rows.ts(not_before) or now
+        async with self.archive._write() as db:
+            for record in records:
+                await db.executemany(
+                    "INSERT OR IGNORE INTO post_matches (post_id, query_id, matched_at) "
+                    "SELECT id, ?, ? FROM posts WHERE channel_id = ? AND message_id = ?",
+                    [(qid, now, record.channel_id, record.message_id) for qid in record.query_ids],
+                )
+                if not record.alert:
+                    continue
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO alerted (subscriber_id, story_id) VALUES (?, ?)",
+                    (record.subscriber_id, record.story_id),
+                )
+                if cur.rowcount == 1:
+                    cur = await db.execute(
+                        "INSERT INTO outbox (subscriber_id, chat_id, kind, story_id, payload, not_before, "
+                        "created_at, stored_at) VALUES (?, ?, 'alert', ?, ?, ?, ?, ?)",
+                        (record.subscriber_id, record.chat_id, record.story_id,
+                         json.dumps(record.payload, ensure_ascii=False), due, now, record.stored_at),
+                    )  # fmt: skip
+                    await db.execute(
+                        "UPDATE alerted SET outbox_id = ? WHERE subscriber_id = ? AND story_id = ?",
+                        (cur.lastrowid, record.subscriber_id, record.story_id),
+                    )
+                    queued += 1
+                else:  # the story again, in another channel: still queued? then say "also in"
+                    await self._add_also_in(db, record)
+        return queued
+
+    async def _add_also_in(self, db: Any, record: AlertRecord) -> None:
+        async with db.execute(
+            "SELECT o.id, o.payload FROM alerted a JOIN outbox o ON o.id = a.outbox_id "
+            "WHERE a.subscriber_id = ? AND a.story_id = ? AND o.status = 'pending'",
+            (record.subscriber_id, record.story_id),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return
+        payload = json.loads(row[1])
+        label = record.payload.get("channel")
+        also = payload.setdefault("also_in", [])
+        if label and label != payload.get("channel") and label not in also:
+            also.append(label)
+            await db.execute(
+                "UPDATE outbox SET payload = ? WHERE id = ?",
+                (json.dumps(payload, ensure_ascii=False), row[0]),
+            )
+
+    async def enqueue(
+        self,
+        subscriber_id: int,
+        chat_id: int,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        not_before: datetime | None = None,
+    ) -> int:
+        async with self.archive._write() as db:
+            cur = await db.execute(
+                "INSERT INTO outbox (subscriber_id, chat_id, kind, payload, not_before, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (subscriber_id, chat_id, kind, json.dumps(payload, ensure_ascii=False),
+                 rows.ts(not_before) or _now(), _now()),
+            )  # fmt: skip
+            return cur.lastrowid or 0
+
+    async def due(self, now: datetime, limit: int = 200) -> list[OutboxItem]:
+        found = await self.archive._all(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND not_before <= ? "
+            "ORDER BY id LIMIT ?",
+            (rows.ts(now), limit),
+        )
+        return [_outbox(r) for r in found]
+
+    async def next_due(self) -> datetime | None:
+        row = await self.archive._one("SELECT MIN(not_before) FROM outbox WHERE status = 'pending'")
+        return rows.dt(row[0]) if row and row[0] is not None else None
+
+    async def mark_sent(self, ids: Sequence[int], at: float) -> None:
+        async with self.archive._write() as db:
+            await db.executemany(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                [(at, i) for i in ids],
+            )
+
+    async def mark_retry(
+        self, ids: Sequence[int], not_before: datetime, error: str, *, attempt: bool = True
+    ) -> None:
+        async with self.archive._write() as db:
+            await db.executemany(
+                "UPDATE outbox SET not_before = ?, error = ?, attempts = attempts + ? WHERE id = ?",
+                [(rows.ts(not_before), error, int(attempt), i) for i in ids],
+            )
+
+    async def mark_failed(self, ids: Sequence[int], error: str) -> None:
+        async with self.archive._write() as db:
+            await db.executemany(
+                "UPDATE outbox SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
+                [(error, i) for i in ids],
+            )
+
+    async def outbox_counts(self) -> dict[str, int]:
+        found = await self.archive._all("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        return {status: count for status, count in found}
+
+    async def latencies(self) -> list[float]:
+        """Seconds from post stored to message sent, for every alert sent."""
+        found = await self.archive._all(
+            "SELECT sent_at - stored_at FROM outbox "
+            "WHERE kind = 'alert' AND status = 'sent' AND stored_at IS NOT NULL"
+        )
+        return [float(r[0]) for r in found]
+
+    # digests
+
+    async def matches_between(
+        self, subscriber_id: int, since: datetime, until: datetime
+    ) -> list[MatchedPost]:
+        """Posts that matched the subscriber's queries, by post date, stories kept apart for the caller."""
+        found = await self.archive._all(
+            f"SELECT {rows.POST_COLUMNS}, q.id, q.text FROM post_matches m "
+            "JOIN queries q ON q.id = m.query_id JOIN posts p ON p.id = m.post_id "
+            "JOIN channels c ON c.id = p.channel_id "
+            "WHERE q.subscriber_id = ? AND p.date >= ? AND p.date < ? ORDER BY p.date",
+            (subscriber_id, rows.ts(since), rows.ts(until)),
+        )
+        return [MatchedPost(rows.post_from(r[:-2]), r[-2], r[-1]) for r in found]
