@@ -39,6 +39,29 @@ class Handover:
     matches: tuple[QueryMatch, ...] = ()
 
 
+def _handover(index: QueryIndex | None, post: Post, *, edited: bool) -> Handover:
+    if index is None or not len(index) or not post.text:
+        return Handover(post, edited)
+    doc = Document.of(
+        post.text, lang=post.lang, channel_id=post.channel_id, channel_username=post.channel_username
+    )
+    return Handover(post, edited, tuple(index.match(doc)))
+
+
+class QuerySource(Protocol):
+    """Where the pipeline gets the queries to match: fixed, or reloaded when subscribers change them."""
+
+    async def current(self) -> QueryIndex: ...
+
+
+class StaticQueries:
+    def __init__(self, index: QueryIndex) -> None:
+        self.index = index
+
+    async def current(self) -> QueryIndex:
+        return self.index
+
+
 class AlertSink(Protocol):
     """Receives what a batch stored; the alert stage decides who is told."""
 
@@ -112,13 +135,16 @@ class Pipeline:
         archive: Archive,
         detector: LanguageDetector,
         sink: AlertSink | None = None,
-        queries: QueryIndex | None = None,
+        queries: QueryIndex | QuerySource | None = None,
         stories: StoryIndex | None = None,
     ) -> None:
         self.archive = archive
         self.detector = detector
         self.sink: AlertSink = sink or NullSink()
-        self.queries = queries  # the active subscriptions' queries, matched at the "tag" step
+        # the active subscriptions' queries, matched at the "tag" step
+        self.queries: QuerySource | None = (
+            StaticQueries(queries) if isinstance(queries, QueryIndex) else queries
+        )
         self.stories = stories  # near-duplicates and forwards folded into stories
         self._stories_loaded = False
         # One batch at a time: the stored hashes read below must not race another batch of this process.
@@ -135,19 +161,12 @@ class Pipeline:
         async with self._lock:
             result = await self._store([normalise(raw) for raw in raws], progress)
         if alerts and (result.new or result.edited):
-            items = [self._handover(p, edited=False) for p in result.new if p.service_action is None]
-            items += [self._handover(p, edited=True) for p in result.edited if p.service_action is None]
+            index = await self.queries.current() if self.queries is not None else None
+            items = [_handover(index, p, edited=False) for p in result.new if p.service_action is None]
+            items += [_handover(index, p, edited=True) for p in result.edited if p.service_action is None]
             if items:
                 await self.sink.hand_over(items)
         return result
-
-    def _handover(self, post: Post, *, edited: bool) -> Handover:
-        if self.queries is None or not len(self.queries) or not post.text:
-            return Handover(post, edited)
-        doc = Document.of(
-            post.text, lang=post.lang, channel_id=post.channel_id, channel_username=post.channel_username
-        )
-        return Handover(post, edited, tuple(self.queries.match(doc)))
 
     async def _store(self, posts: list[RawPost], progress: ChannelProgress | None) -> SaveResult:
         hashes = [content_hash(raw) for raw in posts]

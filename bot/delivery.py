@@ -1,0 +1,280 @@
+"""Deliver the outbox within Telegram's limits, surviving 429s, 5xx, timeouts, blocks and restarts.
+
+Limits: about 30 messages per second overall, one per second per chat (a group: 20 per minute).
+A message is marked sent right after Telegram accepts it, so a restart repeats at most the message
+that was in flight when the process died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import html
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import BufferedInputFile, LinkPreviewOptions
+
+from bot.render import render_alert, render_folded
+from core.storage.subscriptions import SubscriptionStore
+from core.subscriptions import OutboxItem, Subscriber
+
+log = logging.getLogger("tgmon.delivery")
+
+MAX_ATTEMPTS = 10
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_TAG = re.compile(r"<[^>]+>")
+
+
+@dataclass
+class Limits:
+    per_second: float = 28.0  # under Telegram's ~30/s, with room for the commands' replies
+    chat_interval: float = 1.0
+    group_interval: float = 3.0  # 20 per minute in groups
+    fold_window: float = 10.0  # after an alert, more alerts to that chat within this wait and fold
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    blocked: int = 0
+    too_many: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def in_quiet_hours(subscriber: Subscriber, now: datetime) -> datetime | None:
+    """When quiet hours are on now, the moment they end (UTC); otherwise None."""
+    if subscriber.quiet_start is None or subscriber.quiet_end is None:
+        return None
+    local = now.astimezone(ZoneInfo(subscriber.timezone))
+    minute = local.hour * 60 + local.minute
+    start, end = subscriber.quiet_start, subscriber.quiet_end
+    quiet = start <= minute < end if start < end else minute >= start or minute < end
+    if not quiet:
+        return None
+    ends = local.replace(hour=end // 60, minute=end % 60, second=0, microsecond=0)
+    if ends <= local:
+        ends += timedelta(days=1)
+    return ends.astimezone(UTC)
+
+
+def plain(text: str) -> str:
+    """The HTML message as plain text, for a second try when Telegram rejects the markup."""
+    return html.unescape(_TAG.sub("", text))[:4000]
+
+
+class Deliverer:
+    def __init__(
+        self,
+        bot: Bot,
+        store: SubscriptionStore,
+        *,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        concurrency: int = 8,
+    ) -> None:
+        self.bot = bot
+        self.store = store
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.wall = wall
+        self.stats = Stats()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._next_global = 0.0
+        self._chat_ready: dict[int, float] = {}
+        self._busy: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event | None = None, *, poll: float = 0.5) -> None:
+        stop = stop or asyncio.Event()
+        try:
+            while not stop.is_set():
+                try:
+                    started = await self.dispatch_round()
+                except Exception:
+                    log.exception("delivery_round_failed")
+                    started = 0
+                if not started:
+                    self._wake.clear()
+                    waiter = asyncio.ensure_future(self._wake.wait())
+                    stopper = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({waiter, stopper}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    stopper.cancel()
+                else:
+                    await asyncio.sleep(0.01)
+        finally:
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def drain(self, within: float = 60.0) -> None:
+        """Deliver until nothing is due (for tests and one-off runs)."""
+        deadline = self.clock() + within
+        while self.clock() < deadline:
+            started = await self.dispatch_round()
+            if not started and not self._tasks:
+                if not await self.store.due(self.wall(), limit=1):
+                    return
+                await asyncio.sleep(0.05)
+            else:
+                await asyncio.sleep(0.005)
+
+    async def dispatch_round(self) -> int:
+        """Start sends for every chat that may receive now; returns how many were started."""
+        due = await self.store.due(self.wall(), limit=500)
+        by_chat: dict[int, list[OutboxItem]] = {}
+        for item in due:
+            by_chat.setdefault(item.chat_id, []).append(item)
+        started = 0
+        now = self.clock()
+        for chat_id, items in by_chat.items():
+            if chat_id in self._busy or self._chat_ready.get(chat_id, 0.0) > now:
+                continue
+            self._busy.add(chat_id)
+            task = asyncio.create_task(self._deliver_chat(chat_id, items))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            started += 1
+        return started
+
+    async def _slot(self) -> None:
+        """Wait for a global send slot: slots are 1/per_second apart, so no 1 s window overflows."""
+        now = self.clock()
+        at = max(now, self._next_global)
+        self._next_global = at + 1.0 / self.limits.per_second
+        if at > now:
+            await asyncio.sleep(at - now)
+
+    async def _deliver_chat(self, chat_id: int, items: list[OutboxItem]) -> None:
+        try:
+            async with self._slots:
+                await self._deliver(chat_id, items)
+        except Exception:
+            log.exception("delivery_failed chat=%s", chat_id)
+        finally:
+            self._busy.discard(chat_id)
+
+    async def _deliver(self, chat_id: int, items: list[OutboxItem]) -> None:
+        subscriber = await self.store.get_subscriber(items[0].subscriber_id)
+        if subscriber is None or not subscriber.active:
+            await self.store.mark_failed([i.id for i in items], "subscriber inactive")
+            return
+        quiet_until = in_quiet_hours(subscriber, self.wall())
+        alerts = [i for i in items if i.kind == "alert"]
+        others = [i for i in items if i.kind != "alert"]
+        if quiet_until is not None and alerts:  # hold; they go out folded when the quiet hours end
+            await self.store.mark_retry([i.id for i in alerts], quiet_until, "quiet hours", attempt=False)
+            alerts = []
+        if others:
+            await self._send(subscriber, others[:1], kind=others[0].kind)
+        elif alerts:
+            await self._send(subscriber, alerts, kind="alert")
+
+    async def _send(self, subscriber: Subscriber, items: Sequence[OutboxItem], *, kind: str) -> None:
+        chat_id = subscriber.chat_id
+        lang, tz = subscriber.ui_lang, subscriber.timezone
+        ids = [i.id for i in items]
+        try:
+            if kind == "alert" and len(items) == 1:
+                await self._text(chat_id, render_alert(items[0].payload, lang, tz))
+            elif kind == "alert":
+                for message in render_folded([i.payload for i in items], lang, tz):
+                    await self._text(chat_id, message)
+            elif kind == "digest":
+                await self._digest(chat_id, items[0].payload)
+            else:
+                await self._text(chat_id, str(items[0].payload.get("text", "")))
+        except TelegramRetryAfter as exc:
+            self.stats.too_many += 1
+            wait = float(exc.retry_after)
+            self._chat_ready[chat_id] = self.clock() + wait
+            self._next_global = max(self._next_global, self.clock() + min(wait, 1.0))
+            await self.store.mark_retry(
+                ids, self.wall() + timedelta(seconds=wait), f"429 retry after {wait:g}", attempt=False
+            )
+            log.warning("delivery_429 chat=%s retry_after=%s", chat_id, wait)
+            return
+        except TelegramForbiddenError as exc:
+            self.stats.blocked += 1
+            dropped = await self.store.deactivate(subscriber.id, exc.message)
+            log.info("subscriber_deactivated id=%s reason=%s dropped=%s", subscriber.id, exc.message, dropped)
+            return
+        except TelegramBadRequest as exc:
+            if "chat not found" in exc.message.lower():
+                await self.store.deactivate(subscriber.id, exc.message)
+                return
+            self.stats.failed += 1
+            await self.store.mark_failed(ids, exc.message)
+            log.warning("delivery_rejected chat=%s error=%s", chat_id, exc.message)
+            return
+        except (TelegramServerError, TelegramNetworkError, TimeoutError, OSError) as exc:
+            await self._retry_later(items, f"{type(exc).__name__}: {exc}")
+            return
+        sent_at = time.time()
+        await self.store.mark_sent(ids, sent_at)
+        self.stats.sent += len(ids)
+        self.stats.latencies += [sent_at - i.stored_at for i in items if i.stored_at]
+        interval = self.limits.chat_interval if chat_id > 0 else self.limits.group_interval
+        if kind == "alert":
+            interval = max(interval, self.limits.fold_window)
+        self._chat_ready[chat_id] = self.clock() + interval
+
+    async def _retry_later(self, items: Sequence[OutboxItem], error: str) -> None:
+        attempts = max(i.attempts for i in items) + 1
+        if attempts >= MAX_ATTEMPTS:
+            self.stats.failed += len(items)
+            await self.store.mark_failed([i.id for i in items], error)
+            return
+        self.stats.retried += 1
+        backoff = min(2.0**attempts, 300.0)
+        await self.store.mark_retry([i.id for i in items], self.wall() + timedelta(seconds=backoff), error)
+        log.warning(
+            "delivery_retry chat=%s attempt=%s in=%ss error=%s", items[0].chat_id, attempts, backoff, error
+        )
+
+    async def _text(self, chat_id: int, text: str) -> None:
+        await self._slot()
+        try:
+            await self.bot.send_message(chat_id, text, parse_mode="HTML", link_preview_options=NO_PREVIEW)
+        except TelegramBadRequest as exc:  # markup or length rejected: the words still matter
+            if "parse entities" not in exc.message and "too long" not in exc.message:
+                raise
+            await self._slot()
+            await self.bot.send_message(
+                chat_id, plain(text), parse_mode=None, link_preview_options=NO_PREVIEW
+            )
+
+    async def _digest(self, chat_id: int, payload: dict[str, object]) -> None:
+        """A digest: the chart as a photo with the head as its caption, then the rest as messages."""
+        photo = payload.get("photo")
+        raw_parts = payload.get("parts")
+        parts = [str(p) for p in raw_parts] if isinstance(raw_parts, list) else []
+        if isinstance(photo, str) and photo:
+            await self._slot()
+            picture = BufferedInputFile(base64.b64decode(photo), filename="matches.png")
+            await self.bot.send_photo(
+                chat_id, picture, caption=str(payload.get("caption", ""))[:1024], parse_mode="HTML"
+            )
+        for part in parts:
+            await self._text(chat_id, part)

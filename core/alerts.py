@@ -1,0 +1,135 @@
+"""The alert stage: matched posts → per-subscriber filters → one alert per story → the outbox.
+
+Runs wherever posts are ingested (collector, import); the bot process delivers the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.pipeline import Handover
+from core.query.index import QueryIndex
+from core.query.matcher import Span, compile_query
+from core.storage.subscriptions import AlertRecord, SubscriptionStore
+from core.subscriptions import Subscriber
+
+log = logging.getLogger("tgmon.alerts")
+
+MAX_ALERT_AGE = timedelta(hours=24)
+SNIPPET_CHARS = 600  # of post text around the first match; the rest is behind the link
+
+
+class SubscriptionQueries:
+    """The live queries of every subscriber, reloaded when `queries_version` moves (any process)."""
+
+    def __init__(self, store: SubscriptionStore) -> None:
+        self.store = store
+        self.index = QueryIndex()
+        self.owners: dict[int, Subscriber] = {}
+        self.texts: dict[int, str] = {}
+        self._version: int | None = None
+
+    async def current(self) -> QueryIndex:
+        version = await self.store.queries_version()
+        if version != self._version:
+            await self._reload()
+            self._version = version
+        return self.index
+
+    async def _reload(self) -> None:
+        index, owners, texts = QueryIndex(), {}, {}
+        for query, subscriber in await self.store.live_queries():
+            try:
+                index.add(query.id, compile_query(query.text))
+            except ValueError:  # stored before a stricter parser: skip it, never stop the pipeline
+                log.warning("query_skipped id=%s", query.id)
+                continue
+            owners[query.id] = subscriber
+            texts[query.id] = query.text
+        self.index, self.owners, self.texts = index, owners, texts
+        log.info("queries_loaded count=%s", len(index))
+
+
+def snippet(
+    text: str, spans: Sequence[Span], limit: int = SNIPPET_CHARS
+) -> tuple[str, list[tuple[int, int]]]:
+    """A window of the text around the first match, with the spans inside it (relative offsets)."""
+    if len(text) <= limit:
+        return text, [(s.start, s.end) for s in spans]
+    first = spans[0].start if spans else 0
+    start = max(0, min(first - limit // 4, len(text) - limit))
+    end = start + limit
+    inside = [(s.start - start, s.end - start) for s in spans if s.start >= start and s.end <= end]
+    return text[start:end], inside
+
+
+class OutboxSink:
+    """An AlertSink: records every match, queues the alerts that should go out now."""
+
+    def __init__(
+        self,
+        store: SubscriptionStore,
+        queries: SubscriptionQueries,
+        *,
+        max_age: timedelta = MAX_ALERT_AGE,
+        clock: Any = None,
+    ) -> None:
+        self.store = store
+        self.queries = queries
+        self.max_age = max_age
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    async def hand_over(self, items: Sequence[Handover]) -> None:
+        now = self.clock()
+        stored_at = time.time()
+        records: list[AlertRecord] = []
+        for item in items:
+            by_subscriber: dict[int, list[int]] = {}
+            spans: list[Span] = []
+            for match in item.matches:
+                subscriber = self.queries.owners.get(int(str(match.query_id)))
+                if subscriber is None or not wants(subscriber, item.post.lang, item.post.channel_id):
+                    continue
+                by_subscriber.setdefault(subscriber.id, []).append(int(str(match.query_id)))
+                spans.extend(match.spans)
+            if not by_subscriber:
+                continue
+            post = item.post
+            fresh = now - post.date <= self.max_age
+            text, inside = snippet(post.text, sorted(set(spans), key=lambda s: (s.start, s.end)))
+            for subscriber_id, query_ids in by_subscriber.items():
+                subscriber = self.queries.owners[query_ids[0]]
+                payload = {
+                    "channel": f"@{post.channel_username}" if post.channel_username else post.channel_title,
+                    "channel_title": post.channel_title,
+                    "url": post.permalink,
+                    "date": post.date.isoformat(),
+                    "lang": post.lang,
+                    "queries": [self.queries.texts[q] for q in query_ids],
+                    "snippet": text,
+                    "spans": inside,
+                    "truncated": len(text) < len(post.text),
+                    "edited": item.edited,
+                    "also_in": [],
+                }
+                records.append(
+                    AlertRecord(
+                        subscriber_id, subscriber.chat_id, post.channel_id, post.message_id,
+                        post.story_id or f"{post.channel_id}:{post.message_id}", tuple(query_ids), payload,
+                        alert=fresh, stored_at=stored_at,
+                    )
+                )  # fmt: skip
+        if records:
+            queued = await self.store.record_alerts(records)
+            log.info("alerts_queued matches=%s queued=%s", len(records), queued)
+
+
+def wants(subscriber: Subscriber, lang: str, channel_id: int) -> bool:
+    """The subscriber's own language and channel filters (queries may add their own)."""
+    if subscriber.langs and lang not in subscriber.langs:
+        return False
+    return not subscriber.channels or channel_id in subscriber.channels
