@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -129,9 +129,19 @@ async def opened(settings: Settings) -> AsyncIterator[Archive]:
 
 
 def make_pipeline(settings: Settings, archive: Archive) -> Pipeline:
+    """The one pipeline: language, subscribers' queries, stories, and the alert outbox."""
+    from core.alerts import OutboxSink, SubscriptionQueries
+    from core.storage.sqlite import SqliteArchive
+    from core.storage.subscriptions import SubscriptionStore
     from core.stories import StoryIndex
 
-    return Pipeline(archive, make_detector(settings.lang_engine), stories=StoryIndex())
+    detector = make_detector(settings.lang_engine)
+    if not isinstance(archive, SqliteArchive):
+        return Pipeline(archive, detector, stories=StoryIndex())
+    store = SubscriptionStore(archive)
+    queries = SubscriptionQueries(store)
+    sink = OutboxSink(store, queries, max_age=timedelta(hours=settings.max_alert_age_hours))
+    return Pipeline(archive, detector, sink, queries, StoryIndex())
 
 
 async def find_channel(archive: Archive, text: str) -> Channel:

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     refresh_hours: float = Field(48.0, ge=0, description="refresh counters of posts this recent")
     refresh_interval: float = Field(1800.0, gt=0, description="seconds between counter refreshes")
     max_flood_wait: float = Field(86400.0, gt=0)
+    max_alert_age_hours: float = Field(24.0, ge=0, description="older posts go to digests, not alerts")
+    fold_window: float = Field(10.0, ge=0, description="seconds in which further alerts to a chat fold")
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

@@ -1,0 +1,115 @@
+"""The alert stage: matches → subscriber filters → one alert per story → the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.alerts import OutboxSink, SubscriptionQueries, snippet
+from core.models import RawPost
+from core.pipeline import Pipeline
+from core.query.matcher import Span
+from core.storage.sqlite import SqliteArchive
+from core.storage.subscriptions import SubscriptionStore
+from core.stories import StoryIndex
+from tests.fakes.memory import FixedDetector
+
+NOW = datetime.now(UTC)
+NEWS = (
+    "Protesters gathered in the centre of Almaty on Sunday demanding the release of detained activists, "
+    "police blocked the square and several people were detained according to witnesses"
+)
+
+
+@pytest.fixture
+async def setup(archive: SqliteArchive) -> tuple[Pipeline, SubscriptionStore]:
+    store = SubscriptionStore(archive)
+    queries = SubscriptionQueries(store)
+    pipeline = Pipeline(archive, FixedDetector(), OutboxSink(store, queries), queries, StoryIndex())
+    for channel_id, name in ((1, "kz_news"), (2, "other_news")):
+        await archive.upsert_channel(channel_id, name, name.upper())
+    await store.upsert_subscriber(100, 100, "en")
+    await store.upsert_subscriber(200, 200, "ru")
+    return pipeline, store
+
+
+async def outbox(store: SubscriptionStore) -> list[tuple[int, str, dict[str, object]]]:
+    return [(i.subscriber_id, i.kind, i.payload) for i in await store.due(NOW + timedelta(days=1))]
+
+
+async def test_one_alert_per_story_with_highlight_and_also_in(
+    setup: tuple[Pipeline, SubscriptionStore],
+) -> None:
+    pipeline, store = setup
+    await store.add_query(100, "protest Almaty")
+    await pipeline.ingest([RawPost(1, 10, NOW - timedelta(minutes=5), NEWS)])
+    await pipeline.ingest([RawPost(2, 20, NOW - timedelta(minutes=1), NEWS + " 🔥")])  # the same story
+    items = await outbox(store)
+    assert len(items) == 1
+    subscriber_id, kind, payload = items[0]
+    assert (subscriber_id, kind) == (100, "alert")
+    text = str(payload["snippet"])
+    spans = payload["spans"]
+    assert isinstance(spans, list) and [text[a:b] for a, b in spans] == ["Protesters", "Almaty"]
+    assert payload["url"] == "https://t.me/kz_news/10" and payload["also_in"] == ["@other_news"]
+    assert payload["queries"] == ["protest Almaty"]
+
+
+async def test_old_posts_go_to_digests_not_alerts(setup: tuple[Pipeline, SubscriptionStore]) -> None:
+    pipeline, store = setup
+    query = await store.add_query(100, "Almaty")
+    await pipeline.ingest([RawPost(1, 10, NOW - timedelta(days=3), NEWS)])
+    assert await outbox(store) == []
+    matched = await store.matches_between(100, NOW - timedelta(days=7), NOW)
+    assert [(m.post.message_id, m.query_id) for m in matched] == [(10, query.id)]
+
+
+async def test_subscriber_filters_pauses_and_live_reload(setup: tuple[Pipeline, SubscriptionStore]) -> None:
+    pipeline, store = setup
+    await store.add_query(100, "Almaty")
+    await store.add_query(200, "Almaty")
+    await store.update_subscriber(200, langs=["ru"])  # FixedDetector calls ASCII text "en"
+    await pipeline.ingest([RawPost(1, 10, NOW, NEWS)])
+    assert [s for s, _, _ in await outbox(store)] == [100]
+    await store.update_subscriber(100, paused=True)
+    second = await store.add_query(200, "square")  # added after the pipeline loaded its queries
+    await store.update_subscriber(200, langs=[])
+    await pipeline.ingest(
+        [RawPost(2, 20, NOW, "A completely different text about the square in Astana today, long")]
+    )
+    assert [s for s, _, _ in await outbox(store)] == [100, 200]
+    await store.set_query_paused(200, second.id, True)
+    await pipeline.ingest(
+        [RawPost(2, 21, NOW, "Another story about the square in Shymkent with quite other words")]
+    )
+    assert len(await outbox(store)) == 2
+
+
+async def test_an_edit_that_makes_a_post_match_alerts_once(setup: tuple[Pipeline, SubscriptionStore]) -> None:
+    pipeline, store = setup
+    await store.add_query(100, "detained")
+    await pipeline.ingest([RawPost(1, 10, NOW, "Police blocked the square in the city centre this morning")])
+    assert await outbox(store) == []
+    edited = RawPost(1, 10, NOW, "Police blocked the square; three people detained", edit_date=NOW)
+    await pipeline.ingest([edited])
+    await pipeline.ingest(
+        [RawPost(1, 10, NOW, edited.text + " (update)", edit_date=NOW + timedelta(minutes=1))]
+    )
+    items = await outbox(store)
+    assert len(items) == 1 and items[0][2]["edited"] is True
+
+
+async def test_no_alerts_import_records_nothing_for_delivery(
+    setup: tuple[Pipeline, SubscriptionStore],
+) -> None:
+    pipeline, store = setup
+    await store.add_query(100, "Almaty")
+    await pipeline.ingest([RawPost(1, 10, NOW, NEWS)], alerts=False)
+    assert await outbox(store) == []
+
+
+def test_snippet_windows_around_the_first_match() -> None:
+    text = "x" * 1000 + " Almaty " + "y" * 1000
+    window, spans = snippet(text, [Span(1001, 1007)], limit=100)
+    assert len(window) == 100 and [window[a:b] for a, b in spans] == ["Almaty"]
