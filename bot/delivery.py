@@ -45,6 +45,7 @@ class Limits:
     chat_interval: float = 1.0
     group_interval: float = 3.0  # 20 per minute in groups
     fold_window: float = 10.0  # after an alert, more alerts to that chat within this wait and fold
+    retry_base: float = 2.0  # seconds before the first retry after a 5xx or a timeout; doubles each time
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Deliverer:
         while self.clock() < deadline:
             started = await self.dispatch_round()
             if not started and not self._tasks:
-                if not await self.store.due(self.wall(), limit=1):
+                if await self.store.next_due() is None:
                     return
                 await asyncio.sleep(0.05)
             else:
@@ -247,7 +248,7 @@ class Deliverer:
             await self.store.mark_failed([i.id for i in items], error)
             return
         self.stats.retried += 1
-        backoff = min(2.0**attempts, 300.0)
+        backoff = min(self.limits.retry_base * 2.0 ** (attempts - 1), 300.0)
         await self.store.mark_retry([i.id for i in items], self.wall() + timedelta(seconds=backoff), error)
         log.warning(
             "delivery_retry chat=%s attempt=%s in=%ss error=%s", items[0].chat_id, attempts, backoff, error

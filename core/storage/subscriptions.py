@@ -7,6 +7,7 @@ query index; every alert passes through `alerted`, so a story reaches a subscrib
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -333,7 +334,7 @@ class SubscriptionStore:
         async with self.archive._write() as db:
             await db.executemany(
                 "UPDATE outbox SET not_before = ?, error = ?, attempts = attempts + ? WHERE id = ?",
-                [(rows.ts(not_before), error, int(attempt), i) for i in ids],
+                [(math.ceil(not_before.timestamp()), error, int(attempt), i) for i in ids],
             )
 
     async def mark_failed(self, ids: Sequence[int], error: str) -> None:

@@ -1,0 +1,160 @@
+"""Delivery through the real aiogram HTTP session against the fake Bot API: limits, faults, folding."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiogram import Bot
+
+from bot.delivery import Deliverer, Limits, in_quiet_hours
+from core.storage.sqlite import SqliteArchive
+from core.storage.subscriptions import AlertRecord, SubscriptionStore
+from core.subscriptions import Subscriber
+from tests.fakes.botapi import FakeBotAPI
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeBotAPI]:
+    async with FakeBotAPI(poll_wait=0.1) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def store(archive: SqliteArchive) -> SubscriptionStore:
+    await archive.upsert_channel(1, "kz_news", "KZ News")
+    return SubscriptionStore(archive)
+
+
+async def queue(store: SubscriptionStore, chat_id: int, story: str, text: str = "Protest in Almaty") -> None:
+    await store.upsert_subscriber(chat_id, chat_id, "en")
+    payload = {"channel": "@kz_news", "channel_title": "KZ News", "url": "https://t.me/kz_news/1",
+               "date": NOW.isoformat(), "lang": "en", "queries": ["protest"], "snippet": text,
+               "spans": [[0, 7]], "edited": False, "also_in": []}  # fmt: skip
+    record = AlertRecord(chat_id, chat_id, 1, 1, story, (), payload, alert=True, stored_at=time.time())
+    await store.record_alerts([record])
+
+
+@pytest.fixture
+async def bots() -> AsyncIterator[list[Bot]]:
+    made: list[Bot] = []
+    yield made
+    for bot in made:
+        await bot.session.close()
+
+
+def deliverer(server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot], **limits: float) -> Deliverer:
+    bot = server.make_bot(timeout=2)
+    bots.append(bot)
+    return Deliverer(bot, store, limits=Limits(**({"fold_window": 0.0} | limits)))
+
+
+async def test_alert_is_sent_as_html_with_highlight(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    await queue(store, 42, "1:1")
+    await deliverer(server, store, bots).drain(within=5)
+    (call,) = server.sent("sendMessage", chat_id=42)
+    assert call.params["parse_mode"] == "HTML" and "<b>Protest</b> in Almaty" in call.text
+    assert await store.outbox_counts() == {"sent": 1}
+
+
+async def test_429_retry_after_is_obeyed(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    await queue(store, 42, "1:1")
+    server.fail("sendMessage", status=429, retry_after=3)
+    started = time.monotonic()
+    await deliverer(server, store, bots).drain(within=10)
+    attempts = [c for c in server.calls if c.method.lower() == "sendmessage"]
+    assert [c.status for c in attempts] == [429, 200]
+    assert attempts[1].at - attempts[0].at >= 3.0 and time.monotonic() - started < 6
+    assert await store.outbox_counts() == {"sent": 1}
+
+
+async def test_403_deactivates_and_the_others_still_get_theirs(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    for chat in (1, 2, 3):
+        await queue(store, chat, "1:1")
+    await queue(store, 2, "1:2", "Second story")
+    server.block(2)
+    await deliverer(server, store, bots).drain(within=5)
+    assert sorted(c.chat_id for c in server.sent("sendMessage")) == [1, 3]
+    blocked = await store.get_subscriber(2)
+    assert blocked is not None and not blocked.active and "blocked" in (blocked.inactive_reason or "")
+    assert await store.outbox_counts() == {"sent": 2, "dropped": 2}
+
+
+async def test_5xx_timeouts_and_resets_are_retried_with_backoff(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    await queue(store, 7, "1:1")
+    server.fail("sendMessage", status=500, times=1)
+    server.reset_connection("sendMessage", times=1)
+    await deliverer(server, store, bots, retry_base=0.2).drain(within=10)
+    assert len(server.sent("sendMessage", chat_id=7)) == 1
+    assert await store.outbox_counts() == {"sent": 1}
+
+
+async def test_rejected_markup_falls_back_to_plain_text(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    await queue(store, 9, "1:1")
+    server.fail("sendMessage", status=400, description="Bad Request: can't parse entities: nope")
+    await deliverer(server, store, bots).drain(within=5)
+    (call,) = server.sent("sendMessage", chat_id=9)
+    assert "parse_mode" not in call.params and "Protest in Almaty" in call.text
+
+
+async def test_a_burst_folds_into_one_message(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    for n in range(6):
+        await queue(store, 5, f"1:{n}", f"Protest number {n}")
+    await deliverer(server, store, bots).drain(within=5)
+    (call,) = server.sent("sendMessage", chat_id=5)
+    assert "6 new matches" in call.text and call.text.count("Protest") == 6
+
+
+async def test_fan_out_stays_inside_telegram_limits(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    server.enforce_limits = True
+    for chat in range(100, 220):
+        await queue(store, chat, "1:1")
+    started = time.monotonic()
+    await deliverer(server, store, bots, chat_interval=1.0).drain(within=30)
+    elapsed = time.monotonic() - started
+    report = server.rate_violations(global_per_s=30, per_chat_per_s=1)
+    assert server.too_many == 0 and report.ok, report
+    assert len(server.sent("sendMessage")) == 120
+    assert 120 / elapsed > 20  # close to the 28/s the limiter allows
+
+
+def test_quiet_hours_across_midnight() -> None:
+    night = Subscriber(1, 1, quiet_start=23 * 60, quiet_end=7 * 60, timezone="Asia/Almaty")
+    at = datetime(2026, 1, 10, 20, 30, tzinfo=UTC)  # 01:30 in Almaty (UTC+5)
+    assert in_quiet_hours(night, at) == datetime(2026, 1, 11, 2, 0, tzinfo=UTC)  # 07:00 local
+    assert in_quiet_hours(night, datetime(2026, 1, 10, 10, 0, tzinfo=UTC)) is None
+
+
+async def test_quiet_hours_hold_alerts(server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]) -> None:
+    await queue(store, 8, "1:1")
+    local = NOW.astimezone().replace(tzinfo=None)
+    minute = local.hour * 60 + local.minute
+    await store.update_subscriber(8, quiet_start=(minute - 60) % 1440, quiet_end=(minute + 60) % 1440,
+                                  timezone="UTC")  # fmt: skip
+    subscriber = await store.get_subscriber(8)
+    assert subscriber is not None
+    until = in_quiet_hours(subscriber, datetime.now(UTC))
+    if until is None:  # the local clock is not UTC: the window above is shifted, nothing to hold
+        pytest.skip("machine time zone is not UTC")
+    await deliverer(server, store, bots).drain(within=0.5)
+    assert server.sent("sendMessage") == []
+    (held,) = await store.due(until + timedelta(seconds=1))
+    assert held.payload["snippet"] == "Protest in Almaty"
