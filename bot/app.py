@@ -2,34 +2,128 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 
-from bot.handlers import start
+from bot.delivery import Deliverer, Limits
+from bot.handlers import filters, queries, schedule, start, summary
+from bot.handlers.summary import DigestSender
+from bot.middlewares import RateLimiter, SubscriberMiddleware
+from bot.services.digests import DigestService
+from bot.services.subscribers import SubscriberService
+from bot.texts import command_menu
 from core.settings import Settings
 from core.storage import Archive
+from core.storage.sqlite import SqliteArchive
+from core.storage.subscriptions import SubscriptionStore
 
 log = logging.getLogger("tgmon.bot")
 
+# every text is Telegram HTML (user text escaped in bot.texts); links in alerts must not unfurl
+DEFAULTS = DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True)
+# the command menu in Russian for those whose Telegram speaks these (as SubscriberService.hello decides)
+MENU_LANGUAGES = {"ru": "ru", "uk": "ru", "be": "ru", "kk": "ru"}
+ERROR_TEXT = (
+    "Something went wrong on my side; please try again later.\n"
+    "Что-то пошло не так с моей стороны; попробуйте позже."
+)
 
-def build_bot(settings: Settings) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
-    return Bot(settings.require_bot_token(), session=session)
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
-def build_dispatcher(archive: Archive, settings: Settings) -> Dispatcher:
-    dispatcher = Dispatcher(archive=archive, settings=settings)
-    dispatcher.include_routers(start.router)
+def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    if session is None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
+    return Bot(settings.require_bot_token(), session=session, default=DEFAULTS)
+
+
+def build_dispatcher(
+    archive: Archive,
+    settings: Settings,
+    *,
+    service: SubscriberService,
+    digests: DigestSender,
+    limiter: RateLimiter | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Dispatcher:
+    """Handlers get `service`, `digests`, `settings`, `archive` and `clock` by name; the middleware
+    adds `subscriber` and `t`."""
+    dispatcher = Dispatcher(archive=archive, settings=settings, service=service, digests=digests, clock=clock)
+    middleware = SubscriberMiddleware(service, limiter or RateLimiter())
+    dispatcher.message.outer_middleware(middleware)
+    dispatcher.callback_query.outer_middleware(middleware)
+    dispatcher.errors.register(on_error)
+    # new routers per dispatcher: a router joins one dispatcher only, and `tgmon run` restarts a failed
+    # bot in the same process. start goes last: it holds the fallbacks for unknown commands and buttons
+    dispatcher.include_routers(
+        *(module.build_router() for module in (queries, filters, schedule, summary, start))
+    )
     return dispatcher
 
 
-async def run_bot(settings: Settings, archive: Archive) -> None:
-    bot = build_bot(settings)
+async def on_error(event: ErrorEvent) -> bool:
+    """Log it, tell the user something short, never show a traceback."""
+    update = event.update
+    log.error(
+        "handler_failed update=%s error=%s", update.update_id, type(event.exception).__name__,
+        exc_info=event.exception,
+    )  # fmt: skip
     try:
+        if update.message is not None:
+            await update.message.answer(ERROR_TEXT)
+        elif update.callback_query is not None:
+            await update.callback_query.answer(ERROR_TEXT[: ERROR_TEXT.index("\n")])
+    except TelegramAPIError as error:
+        log.warning("error_reply_failed update=%s error=%s", update.update_id, error)
+    return True
+
+
+async def set_commands(bot: Bot) -> None:
+    """The command menu: English by default, Russian for ru/uk/be/kk clients."""
+    menus: list[tuple[str | None, str]] = [(None, "en"), *MENU_LANGUAGES.items()]
+    for language_code, lang in menus:
+        commands = [BotCommand(command=c, description=d) for c, d in command_menu(lang)]
+        await bot.set_my_commands(commands, scope=BotCommandScopeDefault(), language_code=language_code)
+
+
+async def run_bot(settings: Settings, archive: Archive, digests: DigestSender | None = None) -> None:
+    """Polling for commands, delivery of the outbox and the digest schedule, until cancelled."""
+    if not isinstance(archive, SqliteArchive):
+        raise TypeError(f"the bot needs the SQLite archive, not {type(archive).__name__}")
+    store = SubscriptionStore(archive)
+    service = SubscriberService(archive, store)
+    bot = build_bot(settings)
+    deliverer = Deliverer(bot, store, limits=Limits(fold_window=settings.fold_window))
+    scheduled = DigestService(store, on_queued=deliverer.wake)
+    stop = asyncio.Event()
+    background = [
+        asyncio.create_task(deliverer.run(stop), name="delivery"),
+        asyncio.create_task(scheduled.run(stop), name="digests"),
+    ]
+    try:
+        try:
+            await set_commands(bot)
+        except TelegramAPIError as error:  # a menu is nice to have; the bot works without it
+            log.warning("set_commands_failed error=%s", error)
+        dispatcher = build_dispatcher(archive, settings, service=service, digests=digests or scheduled)
         log.info("bot_started api=%s", settings.bot_api_url)
-        await build_dispatcher(archive, settings).start_polling(bot, handle_signals=False)
+        await dispatcher.start_polling(
+            bot, handle_signals=False, allowed_updates=dispatcher.resolve_used_update_types()
+        )
     finally:
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
         await bot.session.close()

@@ -127,7 +127,7 @@ def resolve_timezone(name: str) -> str | None:
     try:
         ZoneInfo(name)
         return name
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a folder, names too long
         pass
     lowered = name.lower()
     for zone in available_timezones():
