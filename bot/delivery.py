@@ -13,6 +13,7 @@ import html
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ _TAG = re.compile(r"<[^>]+>")
 
 @dataclass
 class Limits:
-    per_second: float = 28.0  # under Telegram's ~30/s, with room for the commands' replies
+    per_second: int = 28  # under Telegram's ~30/s, with room for the commands' replies
     chat_interval: float = 1.0
     group_interval: float = 3.0  # 20 per minute in groups
     fold_window: float = 10.0  # after an alert, more alerts to that chat within this wait and fold
@@ -98,6 +99,7 @@ class Deliverer:
         self.stats = Stats()
         self._slots = asyncio.Semaphore(concurrency)
         self._next_global = 0.0
+        self._window: deque[float] = deque()
         self._chat_ready: dict[int, float] = {}
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,12 +162,21 @@ class Deliverer:
         return started
 
     async def _slot(self) -> None:
-        """Wait for a global send slot: slots are 1/per_second apart, so no 1 s window overflows."""
-        now = self.clock()
-        at = max(now, self._next_global)
-        self._next_global = at + 1.0 / self.limits.per_second
-        if at > now:
-            await asyncio.sleep(at - now)
+        """Wait for a send slot: at most `per_second` sends start in any 1 s window, counted on the
+        times they really start (a stalled loop cannot bunch them up)."""
+        while True:
+            now = self.clock()
+            window = self._window
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            wait = max(self._next_global - now, 0.0)
+            if len(window) >= self.limits.per_second:
+                wait = max(wait, window[0] + 1.0 - now)
+            if wait <= 0:
+                window.append(now)
+                self._next_global = now + 0.5 / self.limits.per_second  # no two sends at once
+                return
+            await asyncio.sleep(wait)
 
     async def _deliver_chat(self, chat_id: int, items: list[OutboxItem]) -> None:
         try:
