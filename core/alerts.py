@@ -91,10 +91,13 @@ class OutboxSink:
             by_subscriber: dict[int, list[int]] = {}
             spans: list[Span] = []
             for match in item.matches:
-                subscriber = self.queries.owners.get(int(str(match.query_id)))
+                query_id = match.query_id
+                if not isinstance(query_id, int):
+                    continue
+                subscriber = self.queries.owners.get(query_id)
                 if subscriber is None or not wants(subscriber, item.post.lang, item.post.channel_id):
                     continue
-                by_subscriber.setdefault(subscriber.id, []).append(int(str(match.query_id)))
+                by_subscriber.setdefault(subscriber.id, []).append(query_id)
                 spans.extend(match.spans)
             if not by_subscriber:
                 continue
