@@ -29,7 +29,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile, LinkPreviewOptions
 
-from bot.render import render_alert, render_folded
+from bot.render import fold_first, render_alert
 from core.storage.subscriptions import SubscriptionStore
 from core.subscriptions import OutboxItem, Subscriber
 
@@ -47,6 +47,7 @@ class Limits:
     group_interval: float = 3.0  # 20 per minute in groups
     fold_window: float = 10.0  # after an alert, more alerts to that chat within this wait and fold
     retry_base: float = 2.0  # seconds before the first retry after a 5xx or a timeout; doubles each time
+    max_attempts: int = MAX_ATTEMPTS
 
 
 @dataclass
@@ -66,6 +67,8 @@ def in_quiet_hours(subscriber: Subscriber, now: datetime) -> datetime | None:
     local = now.astimezone(ZoneInfo(subscriber.timezone))
     minute = local.hour * 60 + local.minute
     start, end = subscriber.quiet_start, subscriber.quiet_end
+    if start == end:  # an empty window, not the whole day
+        return None
     quiet = start <= minute < end if start < end else minute >= start or minute < end
     if not quiet:
         return None
@@ -184,6 +187,7 @@ class Deliverer:
                 await self._deliver(chat_id, items)
         except Exception:
             log.exception("delivery_failed chat=%s", chat_id)
+            self._chat_ready[chat_id] = self.clock() + self.limits.retry_base  # never a hot loop
         finally:
             self._busy.discard(chat_id)
 
@@ -211,8 +215,9 @@ class Deliverer:
             if kind == "alert" and len(items) == 1:
                 await self._text(chat_id, render_alert(items[0].payload, lang, tz))
             elif kind == "alert":
-                for message in render_folded([i.payload for i in items], lang, tz):
-                    await self._text(chat_id, message)
+                message, used = fold_first([i.payload for i in items], lang, tz)
+                items, ids = items[:used], ids[:used]  # the rest go in the chat's next message
+                await self._text(chat_id, message)
             elif kind == "digest":
                 await self._digest(chat_id, items[0].payload)
             else:
@@ -243,6 +248,11 @@ class Deliverer:
         except (TelegramServerError, TelegramNetworkError, TimeoutError, OSError) as exc:
             await self._retry_later(items, f"{type(exc).__name__}: {exc}")
             return
+        except Exception as exc:  # anything unforeseen: retried with backoff, given up after MAX_ATTEMPTS
+            log.exception("delivery_error chat=%s", chat_id)
+            self._chat_ready[chat_id] = self.clock() + self.limits.retry_base
+            await self._retry_later(items, f"{type(exc).__name__}: {exc}")
+            return
         sent_at = time.time()
         await self.store.mark_sent(ids, sent_at)
         self.stats.sent += len(ids)
@@ -254,7 +264,7 @@ class Deliverer:
 
     async def _retry_later(self, items: Sequence[OutboxItem], error: str) -> None:
         attempts = max(i.attempts for i in items) + 1
-        if attempts >= MAX_ATTEMPTS:
+        if attempts >= self.limits.max_attempts:
             self.stats.failed += len(items)
             await self.store.mark_failed([i.id for i in items], error)
             return

@@ -100,3 +100,13 @@ def render_folded(payloads: Sequence[dict[str, Any]], lang: str = "en", tz: str 
         count += 1
     messages.append(current)
     return messages
+
+
+def fold_first(payloads: Sequence[dict[str, Any]], lang: str = "en", tz: str = "UTC") -> tuple[str, int]:
+    """One message folding as many of the alerts as fit, and how many it took (the rest wait their turn:
+    a chat gets one message per second)."""
+    for count in range(min(len(payloads), FOLD_MAX_ITEMS), 1, -1):
+        messages = render_folded(payloads[:count], lang, tz)
+        if len(messages) == 1:
+            return messages[0], count
+    return render_alert(payloads[0], lang, tz), 1

@@ -158,3 +158,31 @@ async def test_quiet_hours_hold_alerts(server: FakeBotAPI, store: SubscriptionSt
     assert server.sent("sendMessage") == []
     (held,) = await store.due(until + timedelta(seconds=1))
     assert held.payload["snippet"] == "Protest in Almaty"
+
+
+async def test_a_long_burst_keeps_one_message_per_chat_per_second(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    server.enforce_limits = True
+    for n in range(25):
+        await queue(store, 6, f"1:{n}", f"Protest number {n}")
+    await deliverer(server, store, bots).drain(within=10)
+    calls = server.sent("sendMessage", chat_id=6)
+    assert [c.text.count(" number ") for c in calls] == [10, 10, 5]
+    assert server.too_many == 0 and server.rate_violations().ok
+
+
+def test_an_empty_quiet_window_is_not_the_whole_day() -> None:
+    same = Subscriber(1, 1, quiet_start=600, quiet_end=600)
+    assert in_quiet_hours(same, datetime(2026, 1, 10, 10, 0, tzinfo=UTC)) is None
+
+
+async def test_an_unforeseen_error_is_retried_then_given_up(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    await queue(store, 4, "1:1")
+    server.fail("sendMessage", status=401, description="Unauthorized", times=None)
+    sender = deliverer(server, store, bots, retry_base=0.01, max_attempts=3)
+    await sender.drain(within=15)
+    assert await store.outbox_counts() == {"failed": 1}
+    assert len([c for c in server.calls if c.method.lower() == "sendmessage"]) == 3

@@ -57,8 +57,13 @@ class DigestService:
             until = last_slot(subscriber, now)
             if until is None:
                 continue
-            await self.send_now(subscriber, digest_period(subscriber.digest), until)
+            # the slot is taken first: a crash between the two lines loses one digest, never sends two
             await self.store.update_subscriber(subscriber.id, last_digest_at=until)
+            try:
+                await self.send_now(subscriber, digest_period(subscriber.digest), until)
+            except Exception:  # one subscriber's bad data must not hold up the others' digests
+                log.exception("digest_failed subscriber=%s", subscriber.id)
+                continue
             queued += 1
         return queued
 
