@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aiogram import Router
@@ -13,32 +13,17 @@ from aiogram.types import Message
 from bot.parsing import ParseError, parse_digest, parse_quiet, parse_timezone
 from bot.services.subscribers import ServiceError, SubscriberService
 from bot.texts import Html, Translator, clock_time, digest_text, when_text
-from core.subscriptions import DigestMode, Subscriber
+from core.digest_schedule import next_digest_at
+from core.subscriptions import Subscriber
 
 Clock = Callable[[], datetime]
 
 
 def next_digest(subscriber: Subscriber, now: datetime) -> datetime | None:
-    """When the next digest is due, in the subscriber's zone (None: digests are off).
-
-    Hourly: the next top of a local hour; daily: the next local `digest_at`; weekly: the next
-    `digest_day` at `digest_at`. What the user is told; the digest scheduler decides when it sends.
-    """
-    zone = ZoneInfo(subscriber.timezone)
-    local = now.astimezone(zone)
-    if subscriber.digest is DigestMode.OFF:
-        return None
-    if subscriber.digest is DigestMode.HOURLY:
-        top = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        return (top + timedelta(hours=1)).astimezone(zone)
-    hours, minutes = divmod(subscriber.digest_at, 60)
-    at = time(hours, minutes)
-    step = 1 if subscriber.digest is DigestMode.DAILY else 7
-    days = 0 if step == 1 else (subscriber.digest_day - local.weekday()) % 7
-    candidate = datetime.combine(local.date() + timedelta(days=days), at, tzinfo=zone)
-    if candidate <= now:
-        candidate = datetime.combine(candidate.date() + timedelta(days=step), at, tzinfo=zone)
-    return candidate
+    """When the next digest is due, in the subscriber's zone (None: digests are off): the scheduler's
+    own rule, so what the user is told is what happens."""
+    at = next_digest_at(subscriber, now)
+    return None if at is None else at.astimezone(ZoneInfo(subscriber.timezone))
 
 
 def local_time(subscriber: Subscriber, now: datetime) -> str:
