@@ -148,6 +148,33 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (key, value) VALUES ('queries_version', '0');
     """,
+    # 5: roles and invitations; the collector's heartbeat and health state live in meta
+    """
+    CREATE TABLE roles (
+        user_id    INTEGER NOT NULL,
+        role       TEXT NOT NULL,                    -- operator | analyst
+        granted_by INTEGER,
+        granted_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, role)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE invites (
+        code       TEXT PRIMARY KEY,
+        created_by INTEGER,
+        created_at INTEGER NOT NULL,
+        used_by    INTEGER,
+        used_at    INTEGER
+    );
+
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        user_id INTEGER,
+        action  TEXT NOT NULL,
+        detail  TEXT,
+        allowed INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
