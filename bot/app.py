@@ -17,14 +17,17 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 
 from bot.delivery import Deliverer, Limits
-from bot.handlers import filters, queries, schedule, start, summary
+from bot.handlers import admin, filters, operators, queries, schedule, search, start, summary
+from bot.handlers.search import SearchSessions
 from bot.handlers.summary import DigestSender
 from bot.middlewares import RateLimiter, SubscriberMiddleware
 from bot.services.digests import DigestService
 from bot.services.subscribers import SubscriberService
 from bot.texts import command_menu
+from core.health import HealthMonitor
 from core.settings import Settings
 from core.storage import Archive
+from core.storage.roles import OperationsStore, RoleStore
 from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import SubscriptionStore
 
@@ -58,18 +61,43 @@ def build_dispatcher(
     digests: DigestSender,
     limiter: RateLimiter | None = None,
     clock: Callable[[], datetime] = utc_now,
+    roles: RoleStore | None = None,
+    channels: OperationsStore | None = None,
+    searches: SearchSessions | None = None,
 ) -> Dispatcher:
-    """Handlers get `service`, `digests`, `settings`, `archive` and `clock` by name; the middleware
-    adds `subscriber` and `t`."""
-    dispatcher = Dispatcher(archive=archive, settings=settings, service=service, digests=digests, clock=clock)
-    middleware = SubscriberMiddleware(service, limiter or RateLimiter())
+    """Handlers get `service`, `digests`, `settings`, `archive`, `clock`, `roles`, `channels` and
+    `searches` by name; the middleware adds `subscriber` and `t`. `roles` and `channels` default to
+    stores on the archive (which must then be the SQLite one), with ADMIN_IDS as the admins."""
+    if roles is None or channels is None:
+        if not isinstance(archive, SqliteArchive):
+            raise TypeError(f"roles and channels need the SQLite archive, not {type(archive).__name__}")
+        roles = roles or RoleStore(archive, settings.admin_ids)
+        channels = channels or OperationsStore(archive)
+    dispatcher = Dispatcher(
+        archive=archive,
+        settings=settings,
+        service=service,
+        digests=digests,
+        clock=clock,
+        roles=roles,
+        channels=channels,
+        searches=searches or SearchSessions(),
+    )
+    middleware = SubscriberMiddleware(
+        service, limiter or RateLimiter(), gate=roles, invite_only=settings.subscribe_mode == "invite"
+    )
     dispatcher.message.outer_middleware(middleware)
     dispatcher.callback_query.outer_middleware(middleware)
     dispatcher.errors.register(on_error)
     # new routers per dispatcher: a router joins one dispatcher only, and `tgmon run` restarts a failed
-    # bot in the same process. start goes last: it holds the fallbacks for unknown commands and buttons
+    # bot in the same process. The role routers (each gated as a whole) come after the subscribers' own,
+    # then the refusal of privileged commands for everyone else; start goes last: it holds the fallbacks
+    # for unknown commands and buttons
     dispatcher.include_routers(
-        *(module.build_router() for module in (queries, filters, schedule, summary, start))
+        *(module.build_router() for module in (queries, filters, schedule, summary)),
+        *(module.build_router() for module in (admin, operators, search)),
+        admin.build_denied_router(),
+        start.build_router(),
     )
     return dispatcher
 
@@ -105,6 +133,7 @@ async def run_bot(settings: Settings, archive: Archive, digests: DigestSender | 
         raise TypeError(f"the bot needs the SQLite archive, not {type(archive).__name__}")
     store = SubscriptionStore(archive)
     service = SubscriberService(archive, store)
+    roles = RoleStore(archive, settings.admin_ids)
     bot = build_bot(settings)
     deliverer = Deliverer(bot, store, limits=Limits(fold_window=settings.fold_window))
     scheduled = DigestService(store, on_queued=deliverer.wake)
@@ -112,14 +141,25 @@ async def run_bot(settings: Settings, archive: Archive, digests: DigestSender | 
     background = [
         asyncio.create_task(deliverer.run(stop), name="delivery"),
         asyncio.create_task(scheduled.run(stop), name="digests"),
+        asyncio.create_task(HealthMonitor.from_settings(archive, store, settings).run(stop), name="health"),
     ]
     try:
         try:
             await set_commands(bot)
         except TelegramAPIError as error:  # a menu is nice to have; the bot works without it
             log.warning("set_commands_failed error=%s", error)
-        dispatcher = build_dispatcher(archive, settings, service=service, digests=digests or scheduled)
-        log.info("bot_started api=%s", settings.bot_api_url)
+        dispatcher = build_dispatcher(
+            archive,
+            settings,
+            service=service,
+            digests=digests or scheduled,
+            roles=roles,
+            channels=OperationsStore(archive),
+        )
+        log.info(
+            "bot_started api=%s subscribe_mode=%s admins=%s",
+            settings.bot_api_url, settings.subscribe_mode, len(settings.admin_ids),
+        )  # fmt: skip
         await dispatcher.start_polling(
             bot, handle_signals=False, allowed_updates=dispatcher.resolve_used_update_types()
         )

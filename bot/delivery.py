@@ -30,6 +30,7 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, LinkPreviewOptions
 
 from bot.render import fold_first, render_alert
+from core.metrics import METRICS
 from core.storage.subscriptions import SubscriptionStore
 from core.subscriptions import OutboxItem, Subscriber
 
@@ -148,6 +149,7 @@ class Deliverer:
 
     async def dispatch_round(self) -> int:
         """Start sends for every chat that may receive now; returns how many were started."""
+        busy_before = set(self._busy)  # a chat that finishes while we read has a stale row in `due`
         due = await self.store.due(self.wall(), limit=500)
         by_chat: dict[int, list[OutboxItem]] = {}
         for item in due:
@@ -155,7 +157,7 @@ class Deliverer:
         started = 0
         now = self.clock()
         for chat_id, items in by_chat.items():
-            if chat_id in self._busy or self._chat_ready.get(chat_id, 0.0) > now:
+            if chat_id in self._busy or chat_id in busy_before or self._chat_ready.get(chat_id, 0.0) > now:
                 continue
             self._busy.add(chat_id)
             task = asyncio.create_task(self._deliver_chat(chat_id, items))
@@ -242,6 +244,7 @@ class Deliverer:
                 await self.store.deactivate(subscriber.id, exc.message)
                 return
             self.stats.failed += 1
+            METRICS.delivery_failed(kind, len(ids))
             await self.store.mark_failed(ids, exc.message)
             log.warning("delivery_rejected chat=%s error=%s", chat_id, exc.message)
             return
@@ -256,7 +259,9 @@ class Deliverer:
         sent_at = time.time()
         await self.store.mark_sent(ids, sent_at)
         self.stats.sent += len(ids)
-        self.stats.latencies += [sent_at - i.stored_at for i in items if i.stored_at]
+        latencies = [sent_at - i.stored_at for i in items if i.stored_at]
+        self.stats.latencies += latencies
+        METRICS.delivered(kind, len(ids), latencies)
         interval = self.limits.chat_interval if chat_id > 0 else self.limits.group_interval
         if kind == "alert":
             interval = max(interval, self.limits.fold_window)
@@ -266,6 +271,7 @@ class Deliverer:
         attempts = max(i.attempts for i in items) + 1
         if attempts >= self.limits.max_attempts:
             self.stats.failed += len(items)
+            METRICS.delivery_failed(items[0].kind, len(items))
             await self.store.mark_failed([i.id for i in items], error)
             return
         self.stats.retried += 1

@@ -2,6 +2,9 @@
 
 Handlers receive `subscriber` (the caller, created on first contact) and `t` (a Translator in the
 subscriber's interface language) by parameter name.
+
+With SUBSCRIBE_MODE=invite a newcomer gets in only with `/start CODE` (a single-use invitation) or a
+role. `AuditMiddleware` (inner, on the privileged routers) records every allowed privileged command.
 """
 
 from __future__ import annotations
@@ -11,22 +14,25 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from aiogram import BaseMiddleware
+from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, User
 
 from bot.services.subscribers import ServiceError, SubscriberService
 from bot.texts import Translator, translator
+from core.storage.roles import Role
 from core.subscriptions import Subscriber
 
-__all__ = ["RateLimiter", "SubscriberMiddleware", "Verdict"]
+__all__ = ["AuditMiddleware", "Auditor", "Gatekeeper", "RateLimiter", "SubscriberMiddleware", "Verdict"]
 
 log = logging.getLogger("tgmon.bot")
 
 RATE_CAPACITY: Final = 20  # commands in a burst
 RATE_PERIOD: Final = 60.0  # seconds to earn the whole burst back
 PRUNE_AT: Final = 10_000  # users tracked before idle buckets are dropped
+AUDIT_DETAIL_CHARS: Final = 200  # of a command's arguments kept in the audit log
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -88,12 +94,53 @@ class RateLimiter:
             del self._buckets[user]
 
 
-class SubscriberMiddleware(BaseMiddleware):
-    """Outer middleware on `message` and `callback_query`: only private chats with people get through."""
+class Gatekeeper(Protocol):
+    """What the middleware needs of `RoleStore`: roles, invitations and usernames."""
 
-    def __init__(self, service: SubscriberService, limiter: RateLimiter) -> None:
+    async def roles_of(self, user_id: int) -> set[Role]: ...
+    async def use_invite(self, code: str, user_id: int) -> bool: ...
+    async def remember_username(self, user_id: int, username: str | None) -> None: ...
+
+
+class Auditor(Protocol):
+    async def audit(self, user_id: int | None, action: str, detail: str | None, allowed: bool) -> None: ...
+
+
+def start_code(event: TelegramObject) -> str:
+    """The CODE of `/start CODE` (what a t.me/bot?start=CODE link sends), or ""."""
+    if not isinstance(event, Message) or not event.text:
+        return ""
+    parts = event.text.split(maxsplit=1)
+    if len(parts) < 2 or parts[0].split("@")[0] != "/start":
+        return ""
+    return parts[1].strip()
+
+
+def first_contact_lang(language_code: str | None) -> str:
+    """The interface language of someone not stored yet (SubscriberService.hello's rule)."""
+    return "ru" if (language_code or "").lower().startswith(("ru", "uk", "be", "kk")) else "en"
+
+
+class SubscriberMiddleware(BaseMiddleware):
+    """Outer middleware on `message` and `callback_query`: only private chats with people get through.
+
+    `gate` (the RoleStore) remembers usernames for `/grant @name` and, when `invite_only`, decides
+    whether a newcomer may subscribe.
+    """
+
+    def __init__(
+        self,
+        service: SubscriberService,
+        limiter: RateLimiter,
+        *,
+        gate: Gatekeeper | None = None,
+        invite_only: bool = False,
+    ) -> None:
         self.service = service
         self.limiter = limiter
+        self.gate = gate
+        self.invite_only = invite_only
+        self._usernames: dict[int, str | None] = {}  # last written, to write only changes
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
@@ -106,17 +153,47 @@ class SubscriberMiddleware(BaseMiddleware):
             if verdict is Verdict.WARN:
                 await self._slow_down(event, user)
             return None
-        subscriber = await self._subscriber(user, chat.id if chat is not None else user.id)
+        await self._remember(user)
+        found = await self._find(user.id)
+        if found is None and self.invite_only and not await self._admit(event, user):
+            return None
+        subscriber = await self._subscriber(user, chat.id if chat is not None else user.id, found)
         data["subscriber"] = subscriber
         data["t"] = translator(subscriber.ui_lang)
         return await handler(event, data)
 
-    async def _subscriber(self, user: User, chat_id: int) -> Subscriber:
-        """Read first; `hello` (a write) only for a newcomer, a returning blocker or a new chat."""
+    async def _find(self, user_id: int) -> Subscriber | None:
         try:
-            found = await self.service.subscriber(user.id)
+            return await self.service.subscriber(user_id)
         except ServiceError:
-            found = None
+            return None
+
+    async def _remember(self, user: User) -> None:
+        if self.gate is None or self._usernames.get(user.id, "") == user.username:
+            return
+        if len(self._usernames) >= PRUNE_AT:
+            self._usernames.clear()
+        await self.gate.remember_username(user.id, user.username)
+        self._usernames[user.id] = user.username
+
+    async def _admit(self, event: TelegramObject, user: User) -> bool:
+        """Invite-only: a newcomer with a role, or with an unused invitation code, gets in."""
+        if self.gate is not None and await self.gate.roles_of(user.id):
+            return True
+        code = start_code(event)
+        if code and self.gate is not None and await self.gate.use_invite(code, user.id):
+            log.info("invite_used user=%s", user.id)
+            return True
+        log.info("subscribe_refused user=%s reason=%s", user.id, "bad_code" if code else "invite_only")
+        t = translator(first_contact_lang(user.language_code))
+        if isinstance(event, Message):
+            await event.answer(t("invite_bad_code" if code else "invite_only"))
+        elif isinstance(event, CallbackQuery):
+            await event.answer(t("cb_invite_only"))
+        return False
+
+    async def _subscriber(self, user: User, chat_id: int, found: Subscriber | None) -> Subscriber:
+        """`hello` (a write) only for a newcomer, a returning blocker or a new chat."""
         if found is not None and found.active and found.chat_id == chat_id:
             return found
         welcome = await self.service.hello(user.id, chat_id, user.language_code)
@@ -136,3 +213,25 @@ class SubscriberMiddleware(BaseMiddleware):
             return translator((await self.service.subscriber(user.id)).ui_lang)
         except ServiceError:  # not stored yet: every first message creates the subscriber, so rare
             return translator("en")
+
+
+class AuditMiddleware(BaseMiddleware):
+    """Inner middleware on a privileged router's messages: runs only once the role filter passed and a
+    handler matched, and records the command before the handler acts (a failing handler is audited too)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        command: CommandObject | None = data.get("command")
+        roles: Auditor | None = data.get("roles")
+        if user is not None and command is not None:
+            log.info("command_allowed user=%s command=%s", user.id, command.command)
+            if roles is not None:
+                await roles.audit(user.id, command.command, audit_detail(command.args), True)
+        return await handler(event, data)
+
+
+def audit_detail(args: str | None) -> str | None:
+    if not args:
+        return None
+    args = " ".join(args.split())
+    return args if len(args) <= AUDIT_DETAIL_CHARS else args[: AUDIT_DETAIL_CHARS - 1] + "…"

@@ -9,12 +9,18 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
+from bot.render import highlight
 from core.models import Channel
 from core.subscriptions import DigestMode, Subscription
+
+if TYPE_CHECKING:
+    from core.query.matcher import Span
+    from core.search import Hit
+    from core.storage.roles import ChannelHealth, Totals, WatchRequest
 
 __all__ = [
     "COMMANDS",
@@ -28,15 +34,24 @@ __all__ = [
     "channels_text",
     "command_menu",
     "digest_text",
+    "duration_text",
     "help_text",
     "langs_label",
     "query_list_text",
+    "search_results_text",
+    "search_snippet",
+    "split_message",
+    "stats_text",
     "translator",
+    "watched_lines",
 ]
 
 LANGS: Final = ("en", "ru")
 LIST_QUERY_CHARS: Final = 60  # a query longer than this is cut in /list, so 50 of them fit one message
 LIST_CHANNELS: Final = 20  # chosen channels named in /channels before "and N more"
+MESSAGE_CHARS: Final = 3900  # a long listing is split into messages of at most this much HTML
+SNIPPET_CHARS: Final = 240  # of a post's text around the first match in /search
+SEARCH_QUERY_CHARS: Final = 100  # of the query repeated in the /search header
 
 
 class Html(str):
@@ -315,6 +330,208 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "en": "🐢 Too many commands at once. Please wait a minute and try again.",
         "ru": "🐢 Слишком много команд подряд. Подождите минуту и попробуйте снова.",
     },
+    # access: roles, invitations (callback answers are plain text)
+    "not_allowed": {"en": "Not allowed.", "ru": "Нет доступа."},
+    "invite_only": {
+        "en": "This bot is invite-only: open the invitation link an admin gave you.",
+        "ru": "Этот бот только по приглашениям: откройте ссылку-приглашение от администратора.",
+    },
+    "invite_bad_code": {
+        "en": "This invitation is not valid or was already used. This bot is invite-only: ask an admin for "
+        "a new link.",
+        "ru": "Это приглашение недействительно или уже использовано. Бот только по приглашениям: попросите "
+        "у администратора новую ссылку.",
+    },
+    "cb_invite_only": {
+        "en": "This bot is invite-only.",
+        "ru": "Этот бот только по приглашениям.",
+    },
+    "grant_usage": {
+        "en": "Write whom and which role: <code>/grant @name analyst</code> or <code>/grant 123456789 "
+        "operator</code>. Roles: {roles}.",
+        "ru": "Укажите кого и какую роль: <code>/grant @name analyst</code> или <code>/grant 123456789 "
+        "operator</code>. Роли: {roles}.",
+    },
+    "revoke_usage": {
+        "en": "Write whom and which role: <code>/revoke @name analyst</code>. Roles: {roles}.",
+        "ru": "Укажите кого и какую роль: <code>/revoke @name analyst</code>. Роли: {roles}.",
+    },
+    "bad_role": {
+        "en": "There is no role “{role}”: use {roles}.",
+        "ru": "Роли «{role}» нет: используйте {roles}.",
+    },
+    "role_admin_fixed": {
+        "en": "Admins are not granted or revoked here: they are ADMIN_IDS in the settings.",
+        "ru": "Администраторов не назначают командой: это ADMIN_IDS в настройках.",
+    },
+    "unknown_user": {
+        "en": "I don't know {user}: they must write to me first (send /start), or give their numeric "
+        "Telegram id.",
+        "ru": "Я не знаю {user}: пусть сначала напишет мне (отправит /start), или укажите числовой id "
+        "в Telegram.",
+    },
+    "granted": {"en": "✅ {user} is now {role}.", "ru": "✅ {user} теперь {role}."},
+    "already_granted": {"en": "{user} already is {role}.", "ru": "{user} уже {role}."},
+    "revoked": {"en": "✅ {user} is no longer {role}.", "ru": "✅ {user} больше не {role}."},
+    "not_granted": {"en": "{user} is not {role}.", "ru": "{user} — не {role}."},
+    "revoke_admin": {
+        "en": "{user} is an admin (ADMIN_IDS) and keeps every role.",
+        "ru": "{user} — администратор (ADMIN_IDS) и сохраняет все роли.",
+    },
+    "roles_title": {"en": "<b>Roles</b>", "ru": "<b>Роли</b>"},
+    "roles_admins": {"en": "Admins (ADMIN_IDS): {users}", "ru": "Администраторы (ADMIN_IDS): {users}"},
+    "roles_operators": {"en": "Operators: {users}", "ru": "Операторы: {users}"},
+    "roles_analysts": {"en": "Analysts: {users}", "ru": "Аналитики: {users}"},
+    "roles_nobody": {"en": "nobody", "ru": "никого"},
+    "invite_created": {
+        "en": "🎟 A single-use invitation:\n{link}\nWhoever opens it first can subscribe.",
+        "ru": "🎟 Одноразовое приглашение:\n{link}\nПодписаться сможет тот, кто откроет его первым.",
+    },
+    "invite_open_note": {
+        "en": "Note: SUBSCRIBE_MODE is open, so anyone may subscribe without a code for now.",
+        "ru": "Сейчас SUBSCRIBE_MODE=open: подписаться может любой и без кода.",
+    },
+    # operators: /watch, /unwatch, /watched, /stats
+    "watch_usage": {
+        "en": "Name the channel: <code>/watch @name</code>, <code>/watch https://t.me/name</code>, "
+        "optionally with <code>backfill 500</code> to read older posts too.",
+        "ru": "Укажите канал: <code>/watch @name</code>, <code>/watch https://t.me/name</code>, "
+        "можно с <code>backfill 500</code>, чтобы прочитать и старые посты.",
+    },
+    "bad_channel": {"en": "⚠️ {message}", "ru": "⚠️ {message}"},
+    "bad_backfill": {
+        "en": "“{text}” is not a number of posts: write <code>backfill 500</code> (1 to {limit}).",
+        "ru": "«{text}» — не число постов: напишите <code>backfill 500</code> (от 1 до {limit}).",
+    },
+    "watch_requested": {
+        "en": "📥 Asked the collector to watch {ref}{backfill}. The bot cannot open channels itself: the "
+        "collector resolves the name and starts on its next pass. Follow it in /watched.",
+        "ru": "📥 Коллектор получил запрос следить за {ref}{backfill}. Бот сам каналы не открывает: "
+        "коллектор найдёт канал и начнёт на следующем проходе. Следите в /watched.",
+    },
+    "watch_pending": {
+        "en": "⏳ {ref} is already waiting for the collector{backfill}. Follow it in /watched.",
+        "ru": "⏳ Запрос на {ref} уже ждёт коллектора{backfill}. Следите в /watched.",
+    },
+    "watch_backfill": {"en": ", with the {n} newest posts", "ru": ", с {n} последними постами"},
+    "watch_already": {
+        "en": "{ref} is already watched. To read older posts too: <code>/watch {ref} backfill 500</code>.",
+        "ru": "{ref} уже отслеживается. Чтобы прочитать и старые посты: "
+        "<code>/watch {ref} backfill 500</code>.",
+    },
+    "unwatch_usage": {
+        "en": "Name the channel: <code>/unwatch @name</code> or <code>/unwatch -100…</code> id.",
+        "ru": "Укажите канал: <code>/unwatch @name</code> или id <code>/unwatch -100…</code>.",
+    },
+    "unwatched": {
+        "en": "⏹ Stopped watching {channel}; its {posts} posts stay in the archive.",
+        "ru": "⏹ {channel} больше не отслеживается; его посты ({posts}) остаются в архиве.",
+    },
+    "unwatch_not_watched": {"en": "{channel} is not watched.", "ru": "{channel} не отслеживается."},
+    "unwatch_cancelled": {
+        "en": "⏹ Cancelled the request to watch {ref}.",
+        "ru": "⏹ Запрос на {ref} отменён.",
+    },
+    "unwatch_unknown": {
+        "en": "There is no channel {ref} in the archive (see /watched).",
+        "ru": "Канала {ref} в архиве нет (см. /watched).",
+    },
+    "watched_none": {
+        "en": "No channels are watched yet: <code>/watch @name</code> adds one.",
+        "ru": "Пока ни один канал не отслеживается: <code>/watch @name</code> добавит канал.",
+    },
+    "watched_header": {
+        "en": "<b>Watched channels</b>: {count}",
+        "ru": "<b>Отслеживаемые каналы</b>: {count}",
+    },
+    "watched_line": {
+        "en": "• {channel} — {status} · last post {last} · {per_day}/day · {posts} posts",
+        "ru": "• {channel} — {status} · последний пост {last} · {per_day} в день · постов: {posts}",
+    },
+    "watched_backfill": {"en": "  ↻ backfill under way", "ru": "  ↻ идёт чтение старых постов"},
+    "watched_error": {"en": "  ⚠️ last error: {error}", "ru": "  ⚠️ последняя ошибка: {error}"},
+    "watched_flood": {
+        "en": "  ⏳ flood wait until {until} ({left} left)",
+        "ru": "  ⏳ ожидание (flood wait) до {until} (ещё {left})",
+    },
+    "watched_never": {"en": "never", "ru": "не было"},
+    "status_active": {"en": "active", "ru": "работает"},
+    "status_flood_wait": {"en": "flood wait", "ru": "flood wait"},
+    "status_error": {"en": "error", "ru": "ошибка"},
+    "status_removed": {"en": "removed", "ru": "удалён"},
+    "pending_header": {
+        "en": "<b>Waiting for the collector</b>: {count}",
+        "ru": "<b>Ждут коллектора</b>: {count}",
+    },
+    "pending_line": {
+        "en": "• {ref}{backfill} — asked {when} by {user}",
+        "ru": "• {ref}{backfill} — запрошен {when}, кем: {user}",
+    },
+    "failed_header": {
+        "en": "<b>Failed requests</b> (last {days} days): {count}",
+        "ru": "<b>Неудачные запросы</b> (за {days} дн.): {count}",
+    },
+    "failed_line": {"en": "• {ref} — {error}", "ru": "• {ref} — {error}"},
+    "requested_by_cli": {"en": "the CLI", "ru": "CLI"},
+    "stats": {
+        "en": "<b>tgmon now</b>\n"
+        "Posts: {posts} · channels: {watched} watched of {channels}\n"
+        "Subscribers: {active} active of {subscribers} · queries: {live} live of {queries}\n"
+        "Alerts: {sent} sent, {queued} queued, {failed} failed\n"
+        "Delivery failures: {given_up} given up, {retrying} retrying, {dropped} dropped (bot blocked)\n"
+        "Collector lag: {lag} · heartbeat: {heartbeat}",
+        "ru": "<b>tgmon сейчас</b>\n"
+        "Постов: {posts} · каналов: {watched} отслеживается из {channels}\n"
+        "Подписчиков: {active} активных из {subscribers} · запросов: {live} работают из {queries}\n"
+        "Уведомления: {sent} отправлено, {queued} в очереди, {failed} не доставлено\n"
+        "Сбои доставки: {given_up} брошено, {retrying} повторяется, {dropped} отброшено (бот заблокирован)\n"
+        "Отставание коллектора: {lag} · сигнал жизни: {heartbeat}",
+    },
+    "stats_lag": {
+        "en": "{lag} (newest post stored {when})",
+        "ru": "{lag} (новейший пост сохранён {when})",
+    },
+    "stats_ago": {"en": "{ago} ago", "ru": "{ago} назад"},
+    "unknown": {"en": "unknown", "ru": "неизвестно"},
+    "dur_s": {"en": "{n} s", "ru": "{n} с"},
+    "dur_m": {"en": "{n} min", "ru": "{n} мин"},
+    "dur_h": {"en": "{n} h", "ru": "{n} ч"},
+    "dur_d": {"en": "{n} d", "ru": "{n} д"},
+    # analysts: /search
+    "search_usage": {
+        "en": "Write the query after the command, for example:\n<code>/search {example}</code>\n"
+        "The query syntax: /help.",
+        "ru": "Напишите запрос после команды, например:\n<code>/search {example}</code>\n"
+        "Синтаксис запросов: /help.",
+    },
+    "search_header": {
+        "en": "🔎 <code>{query}</code> — newest first, page {page}",
+        "ru": "🔎 <code>{query}</code> — сначала новые, страница {page}",
+    },
+    "search_none": {
+        "en": "🔎 Nothing found for <code>{query}</code>.",
+        "ru": "🔎 По запросу <code>{query}</code> ничего не нашлось.",
+    },
+    "search_page_empty": {
+        "en": "🔎 <code>{query}</code>: no more matches on page {page}.",
+        "ru": "🔎 <code>{query}</code>: на странице {page} совпадений больше нет.",
+    },
+    "search_partial": {
+        "en": "<i>The search stopped after {scanned} posts: add a word to narrow it.</i>",
+        "ru": "<i>Поиск остановился после {scanned} постов: добавьте слово, чтобы сузить запрос.</i>",
+    },
+    "search_open": {"en": "open", "ru": "открыть"},
+    "search_no_text": {"en": "<i>(no text)</i>", "ru": "<i>(без текста)</i>"},
+    "btn_newer": {"en": "◀ {page}", "ru": "◀ {page}"},
+    "btn_older": {"en": "{page} ▶", "ru": "{page} ▶"},
+    "search_slow_down": {
+        "en": "🐢 Too many searches: up to {limit} a minute. Please wait a little.",
+        "ru": "🐢 Слишком много поисков: не больше {limit} в минуту. Подождите немного.",
+    },
+    "cb_search_expired": {
+        "en": "This search has expired: send /search again.",
+        "ru": "Этот поиск устарел: отправьте /search ещё раз.",
+    },
 }
 
 WEEKDAYS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -506,3 +723,166 @@ def period_text(t: Translator, period: timedelta) -> Html:
     if hours >= 48 and hours % 24 == 0:
         return t("period_days", n=hours // 24)
     return t("period_hours", n=hours)
+
+
+# operators and analysts
+
+
+def utc_text(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def duration_text(t: Translator, span: timedelta) -> Html:
+    """The two largest units: `45 s`, `3 min`, `2 h 5 min`, `3 d 4 h`."""
+    seconds = max(int(span.total_seconds()), 0)
+    if seconds < 60:
+        return t("dur_s", n=seconds)
+    minutes, hours, days = seconds // 60 % 60, seconds // 3600 % 24, seconds // 86400
+    if days:
+        parts = [t("dur_d", n=days)] + ([t("dur_h", n=hours)] if hours else [])
+    elif hours:
+        parts = [t("dur_h", n=hours)] + ([t("dur_m", n=minutes)] if minutes else [])
+    else:
+        parts = [t("dur_m", n=minutes)]
+    return Html(" ".join(parts))
+
+
+def split_message(lines: Sequence[str], limit: int = MESSAGE_CHARS) -> list[Html]:
+    """Whole lines into as few messages as fit; a line never straddles two (each keeps its tags)."""
+    messages: list[Html] = []
+    current = ""
+    for line in lines:
+        if current and len(current) + 1 + len(line) > limit:
+            messages.append(Html(current))
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        messages.append(Html(current))
+    return messages
+
+
+def watched_lines(
+    t: Translator,
+    health: Sequence[ChannelHealth],
+    pending: Sequence[WatchRequest],
+    failed: Sequence[WatchRequest],
+    now: datetime,
+    *,
+    users: Mapping[int, str],
+    failed_days: int,
+) -> list[str]:
+    """/watched: each channel's state, then the requests the collector has not taken up (or failed)."""
+    lines: list[str] = [t("watched_header", count=len(health)) if health else t("watched_none")]
+    for item in health:
+        channel = item.channel
+        last = utc_text(item.last_post) if item.last_post else t("watched_never")
+        lines.append(
+            t(
+                "watched_line",
+                channel=channel.label,
+                status=t(f"status_{channel.status.value}"),
+                last=last,
+                per_day=f"{item.per_day:.1f}",
+                posts=item.posts,
+            )
+        )
+        if channel.backfill_active:
+            lines.append(t("watched_backfill"))
+        if channel.last_error:
+            lines.append(t("watched_error", error=shorten(channel.last_error, 300)))
+        if channel.flood_wait_until and channel.flood_wait_until > now:
+            left = duration_text(t, channel.flood_wait_until - now)
+            lines.append(t("watched_flood", until=utc_text(channel.flood_wait_until), left=left))
+    if pending:
+        lines += ["", t("pending_header", count=len(pending))]
+        for request in pending:
+            who = (
+                users.get(request.requested_by, str(request.requested_by))
+                if request.requested_by is not None
+                else t("requested_by_cli")
+            )
+            backfill = t("watch_backfill", n=request.backfill) if request.backfill else ""
+            when = utc_text(request.requested_at)
+            lines.append(t("pending_line", ref=request.ref, backfill=backfill, when=when, user=who))
+    if failed:
+        lines += ["", t("failed_header", days=failed_days, count=len(failed))]
+        for request in failed:
+            lines.append(t("failed_line", ref=request.ref, error=shorten(request.error or "?", 300)))
+    return lines
+
+
+def stats_text(t: Translator, totals: Totals, now: datetime) -> Html:
+    lag = totals.lag(now)
+    lag_text = (
+        t("stats_lag", lag=duration_text(t, lag), when=utc_text(totals.newest_collected))
+        if lag is not None and totals.newest_collected is not None
+        else t("unknown")
+    )
+    heartbeat = (
+        t("stats_ago", ago=duration_text(t, now - totals.heartbeat))
+        if totals.heartbeat is not None
+        else t("unknown")
+    )
+    return t(
+        "stats",
+        posts=totals.posts,
+        watched=totals.channels_watched,
+        channels=totals.channels_total,
+        active=totals.subscribers_active,
+        subscribers=totals.subscribers_total,
+        live=totals.queries_live,
+        queries=totals.queries_total,
+        sent=totals.alerts_sent,
+        queued=totals.alerts_queued,
+        failed=totals.alerts_failed,
+        given_up=totals.delivery_failed,
+        retrying=totals.delivery_retrying,
+        dropped=totals.delivery_dropped,
+        lag=lag_text,
+        heartbeat=heartbeat,
+    )
+
+
+def search_snippet(text: str, spans: Sequence[Span], width: int = SNIPPET_CHARS) -> Html:
+    """About `width` characters around the first match, escaped, the matched words in bold."""
+    flat = text.replace("\r", " ").replace("\n", " ")  # same length: the spans' offsets still hold
+    first = spans[0].start if spans else 0
+    start = max(0, min(first - width // 4, len(flat) - width))
+    if start > 0:  # begin at a word
+        space = flat.find(" ", start, first)
+        if space != -1:
+            start = space + 1
+    end = min(len(flat), start + width)
+    if end < len(flat):  # end at a word, after the first match
+        space = flat.rfind(" ", spans[0].end if spans else start, end)
+        if space > start:
+            end = space
+    inside = [(s.start - start, s.end - start) for s in spans if s.start >= start and s.end <= end]
+    body = highlight(flat[start:end], inside)
+    return Html(("…" if start else "") + body + ("…" if end < len(flat) else ""))
+
+
+def search_results_text(
+    t: Translator, query: str, hits: Sequence[Hit], *, page: int, first: int, partial_after: int | None
+) -> Html:
+    """One page of /search: numbered from `first`, page shown 1-based; `partial_after`: the scan stopped
+    after that many posts."""
+    shown = shorten(query, SEARCH_QUERY_CHARS)
+    if not hits:
+        return t("search_page_empty" if page else "search_none", query=shown, page=page + 1)
+    lines: list[str] = [t("search_header", query=shown, page=page + 1)]
+    for number, hit in enumerate(hits, first):
+        post = hit.post
+        channel = (
+            f"@{post.channel_username}" if post.channel_username else post.channel_title or post.channel_id
+        )
+        url = html.escape(post.permalink, quote=True)
+        lines.append("")
+        lines.append(
+            f"<b>{number}.</b> {escape(str(channel))} · {utc_text(post.date)} · "
+            f'<a href="{url}">{t("search_open")}</a>'
+        )
+        lines.append(search_snippet(post.text, hit.spans) if post.text.strip() else t("search_no_text"))
+    if partial_after is not None:
+        lines += ["", t("search_partial", scanned=partial_after)]
+    return Html("\n".join(lines))

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from collectors.refs import ChannelRef
+from collectors.refs import ChannelRef, ChannelRefError, parse_channel_ref
 from collectors.source import (
     ChannelUnavailable,
     DeletedPosts,
@@ -36,8 +37,46 @@ ProgressCallback = Callable[[int], None]
 MAX_BACKOFF = 300.0
 
 
+class CollectorObserver(Protocol):
+    """Told of the collector's rounds (core.health.HealthRecorder: heartbeat, channel marks, metrics).
+    Its failures are logged and never disturb collecting."""
+
+    async def round_done(self, at: datetime) -> None: ...
+    async def channel_read(self, channel_id: int, at: datetime, posts: int) -> None: ...
+    async def channel_failed(
+        self, channel_id: int, at: datetime, error: str, flood_wait: float = 0.0
+    ) -> None: ...
+
+
+class NoObserver:
+    async def round_done(self, at: datetime) -> None:
+        pass
+
+    async def channel_read(self, channel_id: int, at: datetime, posts: int) -> None:
+        pass
+
+    async def channel_failed(
+        self, channel_id: int, at: datetime, error: str, flood_wait: float = 0.0
+    ) -> None:
+        pass
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class PendingWatch(Protocol):
+    id: int
+    ref: str
+    backfill: int | None
+
+
+class WatchRequests(Protocol):
+    """Operators' /watch requests (core.storage.roles.OperationsStore)."""
+
+    async def requests(self) -> Sequence[PendingWatch]: ...
+    async def resolve_request(self, request_id: int, channel_id: int) -> None: ...
+    async def fail_request(self, request_id: int, error: str) -> None: ...
 
 
 class Collector:
@@ -54,6 +93,8 @@ class Collector:
         max_flood_wait: float = 86400.0,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = utcnow,
+        observer: CollectorObserver | None = None,
+        watch_requests: WatchRequests | None = None,
     ) -> None:
         self.archive = archive
         self.source = source
@@ -65,6 +106,8 @@ class Collector:
         self.max_flood_wait = max_flood_wait
         self.sleep = sleep
         self.clock = clock
+        self.observer: CollectorObserver = observer or NoObserver()
+        self.watch_requests = watch_requests  # operators' /watch, written by the bot process
         self._watched: set[int] = set()
         self._last_refresh: dict[int, datetime] = {}
 
@@ -182,26 +225,32 @@ class Collector:
 
     # running
 
-    async def run_channel_once(self, channel_id: int) -> None:
-        """One round for one channel: finish a backfill, catch up, refresh counters when due."""
-        await self.backfill(channel_id)
-        await self.catch_up(channel_id)
+    async def run_channel_once(self, channel_id: int) -> int:
+        """One round for one channel: finish a backfill, catch up, refresh counters when due.
+        Returns how many posts the backfill and the catch-up read."""
+        posts = await self.backfill(channel_id)
+        posts += await self.catch_up(channel_id)
         last = self._last_refresh.get(channel_id)
         if last is None or (self.clock() - last).total_seconds() >= self.refresh_interval:
             await self.refresh(channel_id)
+        return posts
 
     async def run_channel(self, channel_id: int) -> None:
         """Rounds forever; flood waits pause this channel only, a vanished channel is marked and left."""
         backoff = 5.0
         while True:
             try:
-                await self.run_channel_once(channel_id)
+                posts = await self.run_channel_once(channel_id)
                 channel = await self._channel(channel_id)
                 if channel.status != ChannelStatus.ACTIVE:
                     await self.archive.set_channel_status(channel_id, ChannelStatus.ACTIVE)
                 backoff = 5.0
+                await self._observe(self.observer.channel_read(channel_id, self.clock(), posts))
                 await self.sleep(self.poll_interval)
             except FloodWait as wait:
+                await self._observe(
+                    self.observer.channel_failed(channel_id, self.clock(), str(wait), flood_wait=wait.seconds)
+                )
                 if wait.seconds > self.max_flood_wait:
                     error = f"{wait}, longer than MAX_FLOOD_WAIT ({self.max_flood_wait:.0f} s)"
                     await self.archive.set_channel_status(channel_id, ChannelStatus.ERROR, error=error)
@@ -215,6 +264,7 @@ class Collector:
                 await self.sleep(wait.seconds)
             except ChannelUnavailable as exc:
                 log.error("channel_unavailable channel=%s error=%s", channel_id, exc)
+                await self._observe(self.observer.channel_failed(channel_id, self.clock(), str(exc)))
                 await self.archive.set_channel_status(channel_id, ChannelStatus.ERROR, error=str(exc))
                 self._watched.discard(channel_id)
                 return
@@ -222,10 +272,10 @@ class Collector:
                 log.warning(
                     "channel_retry channel=%s error=%r in=%ss", channel_id, exc, backoff, exc_info=True
                 )
+                error = f"{type(exc).__name__}: {exc}"
                 with contextlib.suppress(Exception):  # the database itself may be what failed
-                    await self.archive.set_channel_status(
-                        channel_id, ChannelStatus.ACTIVE, error=f"{type(exc).__name__}: {exc}"
-                    )
+                    await self.archive.set_channel_status(channel_id, ChannelStatus.ACTIVE, error=error)
+                await self._observe(self.observer.channel_failed(channel_id, self.clock(), error))
                 await self.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -237,15 +287,36 @@ class Collector:
         try:
             while not stop.is_set():
                 try:
+                    await self.serve_watch_requests()
                     await self._supervise(tasks)
                 except Exception:  # e.g. the database locked beyond the busy timeout: try next round
                     log.exception("collector_round_failed")
+                else:
+                    await self._observe(self.observer.round_done(self.clock()))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
         finally:
             for task in tasks.values():
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
+
+    async def serve_watch_requests(self) -> int:
+        """Resolve the operators' pending /watch requests; returns how many channels were added."""
+        if self.watch_requests is None:
+            return 0
+        added = 0
+        for request in await self.watch_requests.requests():
+            try:
+                channel = await self.add_channel(parse_channel_ref(request.ref), backfill=request.backfill)
+            except (ChannelRefError, ChannelUnavailable) as exc:
+                await self.watch_requests.fail_request(request.id, str(exc))
+                continue
+            except FloodWait as wait:  # the request stays pending; the next round tries again
+                log.warning("watch_request_flood_wait ref=%s seconds=%s", request.ref, wait.seconds)
+                break
+            await self.watch_requests.resolve_request(request.id, channel.id)
+            added += 1
+        return added
 
     async def _supervise(self, tasks: dict[int, asyncio.Task[None]]) -> None:
         """Start a task per watched channel, stop those no longer watched, restart failed ones."""
@@ -261,6 +332,12 @@ class Collector:
                 tasks[channel_id] = asyncio.create_task(
                     self.run_channel(channel_id), name=f"channel-{channel_id}"
                 )
+
+    async def _observe(self, event: Awaitable[None]) -> None:
+        try:
+            await event
+        except Exception:  # the heartbeat or a metric: never worth stopping a channel for
+            log.warning("collector_observer_failed", exc_info=True)
 
     async def _channel(self, channel_id: int) -> Channel:
         channel = await self.archive.get_channel(channel_id)

@@ -8,10 +8,10 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
@@ -21,6 +21,9 @@ from core.models import Channel, PostFilter
 from core.pipeline import Pipeline
 from core.settings import ConfigError, Settings, load_settings
 from core.storage import Archive, open_archive
+
+if TYPE_CHECKING:
+    from core.storage.roles import Role, RoleStore
 
 log = logging.getLogger("tgmon")
 
@@ -43,6 +46,15 @@ def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
     return int(text)
+
+
+def role_arg(text: str) -> Role:
+    from core.storage.roles import RoleError, parse_role
+
+    try:
+        return parse_role(text)
+    except RoleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 EXCLUDE_MARK = "\x00"
@@ -97,10 +109,48 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("paths", nargs="+", type=Path)
     imp.add_argument("--no-alerts", action="store_true", help="store only; alert nobody")
 
-    export = sub.add_parser("export", help="write posts as JSON lines")
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
-    export.add_argument("-o", "--output", default="-", help="file path, or - for standard output")
+    export = sub.add_parser(
+        "export",
+        help="dump posts as CSV, JSON lines, Parquet or Telegram Desktop JSON, with a manifest",
+        description="Dump posts for analysis; a manifest (filters, counts, SHA-256 of every file) is "
+        "written beside the dump. Formats and schemas: docs/export.md.",
+    )
+    export.add_argument("--format", choices=["csv", "jsonl", "parquet", "tdesktop"], default="jsonl")
+    export.add_argument(
+        "-o",
+        "--output",
+        default="-",
+        help="file path (a directory for tdesktop: DIR/<channel id>/result.json), "
+        "or - for standard output (csv and jsonl only)",
+    )
+    export.add_argument("--query", metavar="QUERY", help="only posts matching this query (docs/query.md)")
+    export.add_argument("--gzip", action="store_true", help="gzip every file (.gz is added to the name)")
+    export.add_argument(
+        "--split-mb",
+        type=positive_int,
+        metavar="N",
+        help="split into parts of at most N MB (10^6 bytes) each: dump.part001.jsonl, … (not tdesktop)",
+    )
+    export.add_argument(
+        "--csv-safe",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="CSV: prefix ' to cells starting with = + - @ tab CR or ' so that spreadsheets do not run "
+        "them as formulas (default: on; --no-csv-safe writes the values untouched)",
+    )
     add_filters(export)
+
+    roles = sub.add_parser("roles", help="operator and analyst roles (admins are ADMIN_IDS)").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    for action, text in (("grant", "give a user a role"), ("revoke", "take a role back")):
+        change = roles.add_parser(action, help=f"{text}: operator (channels, /stats) or analyst (/search)")
+        change.add_argument(
+            "user", metavar="USER_ID", help="numeric Telegram user id, or @name the bot has seen"
+        )
+        change.add_argument("role", metavar="ROLE", type=role_arg, help="operator or analyst")
+    roles.add_parser("list", help="admins and every granted role")
+    sub.add_parser("invite", help="create a single-use invitation code (for SUBSCRIBE_MODE=invite)")
 
     search = sub.add_parser("search", help="full-text search of the archive")
     search.add_argument("query", nargs="*", help='words, "phrases", OR, -exclude, prefix*')
@@ -202,23 +252,51 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    from core.export import export_jsonl
+    from dataclasses import replace
 
+    from core.exporters import ExportError, ExportRequest, check_request, count_posts, run_export
+    from core.query.ast import QuerySyntaxError
+    from core.query.matcher import compile_query
+    from core.storage.sqlite import SqliteArchive
+
+    to_stdout = args.output == "-"
+    request = ExportRequest(
+        format=args.format,
+        output=None if to_stdout else Path(args.output),
+        query=args.query,
+        compress=args.gzip,
+        max_bytes=args.split_mb * 1_000_000 if args.split_mb else None,
+        csv_safe=args.csv_safe,
+        channel_ref=args.channel,
+    )
+    try:  # every mistake in the options is reported before the archive is opened
+        check_request(request)
+        if args.query:
+            compile_query(args.query)
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    except QuerySyntaxError as exc:
+        raise UserError(f"bad query: {exc.message}\n{exc.pointer()}") from None
+    stdout = sys.stdout.buffer if to_stdout else None
     async with opened(settings) as archive:
-        filters = await resolve_filters(archive, args)
-        progress = bar("export")
-        target = args.output
+        if not isinstance(archive, SqliteArchive):
+            raise UserError("export reads the SQLite archive only")
+        request = replace(request, filters=await resolve_filters(archive, args))
+        progress = bar("export", total=await count_posts(archive, request.filters))
         try:
-            # the CLI's own output file: buffered writes, nothing else runs on this loop
-            out_file = sys.stdout if target == "-" else open(target, "w", encoding="utf-8")  # noqa: ASYNC230, SIM115
-        except OSError as exc:
-            raise UserError(f"cannot write {target}: {exc.strerror}") from None
-        with nullcontext(out_file) if target == "-" else out_file as out:
-            try:
-                count = await export_jsonl(archive, out, filters, progress.update)
-            finally:
-                progress.close()
-    print(f"exported {count} posts", file=sys.stderr)
+            result = await run_export(archive, request, on_read=progress.update, stdout=stdout)
+        except ExportError as exc:
+            raise UserError(str(exc)) from None
+        finally:
+            progress.close()
+    read = f" (of {result.read} read)" if args.query else ""
+    print(f"exported {result.rows} posts{read}", file=sys.stderr)
+    if result.manifest is not None:
+        for file in result.files:
+            print(
+                f"  {file.name}: {file.rows} posts, {file.bytes} bytes, sha256 {file.sha256}", file=sys.stderr
+            )
+        print(f"manifest: {result.manifest}", file=sys.stderr)
     return 0
 
 
@@ -278,6 +356,76 @@ async def cmd_channels_list(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def role_store(settings: Settings, archive: Archive) -> RoleStore:
+    from core.storage.roles import RoleStore
+    from core.storage.sqlite import SqliteArchive
+
+    if not isinstance(archive, SqliteArchive):
+        raise UserError("roles need the SQLite archive")
+    return RoleStore(archive, settings.admin_ids)
+
+
+async def cli_user(roles: RoleStore, text: str) -> int:
+    """A numeric Telegram user id, or the @name of someone who has written to the bot."""
+    if text.isdigit():
+        return int(text)
+    found = await roles.user_by_username(text) if text.lstrip("@")[:1].isalpha() else None
+    if found is None:
+        raise UserError(
+            f"{text!r} is not a user id: give the numeric Telegram user id, or the @name of someone who has "
+            "written to the bot"
+        )
+    return found
+
+
+async def cmd_roles_change(settings: Settings, args: argparse.Namespace) -> int:
+    async with opened(settings) as archive:
+        roles = role_store(settings, archive)
+        user_id = await cli_user(roles, args.user)
+        role = args.role.value
+        if args.action == "grant":
+            changed = await roles.grant(user_id, args.role, None)
+            done, same = f"{user_id} is now {role}", f"{user_id} already is {role}"
+        else:
+            changed = await roles.revoke(user_id, args.role)
+            done, same = f"{user_id} is no longer {role}", f"{user_id} was not {role}"
+        await roles.audit(None, f"cli:{args.action}", f"{user_id} {role}", True)
+    print(done if changed else same)
+    if args.action == "revoke" and user_id in settings.admin_ids:
+        print(f"{user_id} is an admin (ADMIN_IDS) and keeps every role", file=sys.stderr)
+    return 0
+
+
+async def cmd_roles_list(settings: Settings, args: argparse.Namespace) -> int:
+    async with opened(settings) as archive:
+        roles = role_store(settings, archive)
+        grants = await roles.all_roles()
+    admins = ", ".join(str(a) for a in settings.admin_ids) or "none (set ADMIN_IDS)"
+    print(f"admins (ADMIN_IDS): {admins}")
+    if not grants:
+        print("no roles granted: tgmon roles grant USER_ID operator|analyst")
+    for grant in grants:
+        name = f"@{grant.username}" if grant.username else "-"
+        by = grant.granted_by if grant.granted_by is not None else "cli"
+        print(
+            f"{grant.user_id:<12} {name:<24} {grant.role.value:<9} "
+            f"granted {grant.granted_at:%Y-%m-%d %H:%M} UTC by {by}"
+        )
+    return 0
+
+
+async def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
+    async with opened(settings) as archive:
+        roles = role_store(settings, archive)
+        code = await roles.create_invite(None)
+        await roles.audit(None, "cli:invite", None, True)
+    print(code)
+    print("single use: send it as a link https://t.me/<bot username>?start=CODE", file=sys.stderr)
+    if settings.subscribe_mode != "invite":
+        print("note: SUBSCRIBE_MODE is open, so anyone may subscribe without a code for now", file=sys.stderr)
+    return 0
+
+
 async def with_collector(
     settings: Settings, body: Callable[[Any, Archive], Awaitable[int]], *, exclusive: bool = True
 ) -> int:
@@ -289,6 +437,7 @@ async def with_collector(
     from collectors.lock import CollectorLock, CollectorLockedError
     from collectors.source import TelethonSource
     from collectors.telegram import connect_authorized
+    from core.health import collector_observer
 
     lock = CollectorLock(settings.database_path)
     if exclusive:
@@ -308,12 +457,22 @@ async def with_collector(
                     refresh_hours=settings.refresh_hours,
                     refresh_interval=settings.refresh_interval,
                     max_flood_wait=settings.max_flood_wait,
+                    observer=collector_observer(archive),  # heartbeat, channel health, metrics
+                    watch_requests=watch_requests(archive),
                 )
                 return await body(collector, archive)
             finally:
                 await client.disconnect()
     finally:
         lock.release()
+
+
+def watch_requests(archive: Archive) -> Any:
+    """Operators' /watch requests from the bot, when the archive can hold them."""
+    from core.storage.roles import OperationsStore
+    from core.storage.sqlite import SqliteArchive
+
+    return OperationsStore(archive) if isinstance(archive, SqliteArchive) else None
 
 
 def collector_running(settings: Settings) -> bool:
@@ -383,6 +542,8 @@ async def cmd_channels_remove(settings: Settings, args: argparse.Namespace) -> i
 
 
 async def cmd_collect(settings: Settings, args: argparse.Namespace, with_bot: bool = False) -> int:
+    from core.metrics import serve_metrics
+
     async def body(collector: Any, archive: Archive) -> int:
         jobs = [collector.run()]
         if with_bot:
@@ -390,7 +551,8 @@ async def cmd_collect(settings: Settings, args: argparse.Namespace, with_bot: bo
                 jobs.append(keep_bot_running(settings, archive))
             else:
                 log.warning("bot_disabled reason=BOT_TOKEN is not set; collecting only")
-        await asyncio.gather(*jobs)
+        async with serve_metrics(settings, archive):  # when METRICS_PORT is set
+            await asyncio.gather(*jobs)
         return 0
 
     return await with_collector(settings, body)
@@ -414,8 +576,9 @@ async def keep_bot_running(settings: Settings, archive: Archive) -> None:
 async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_bot_token()
     from bot.app import run_bot
+    from core.metrics import serve_metrics
 
-    async with opened(settings) as archive:
+    async with opened(settings) as archive, serve_metrics(settings, archive):  # when METRICS_PORT is set
         await run_bot(settings, archive)
     return 0
 
@@ -447,6 +610,10 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "run": lambda settings, args: cmd_collect(settings, args, with_bot=True),
     "bot": cmd_bot,
     "login": cmd_login,
+    "roles grant": cmd_roles_change,
+    "roles revoke": cmd_roles_change,
+    "roles list": cmd_roles_list,
+    "invite": cmd_invite,
 }
 
 

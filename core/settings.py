@@ -20,6 +20,7 @@ HOW_TO_GET: dict[str, str] = {
     "DATABASE_URL": "e.g. sqlite:///tgmon.db (a path relative to the working directory)",
     "ADMIN_IDS": "comma-separated numeric Telegram user ids (ask @userinfobot for yours)",
     "LANG_ENGINE": "fasttext or langdetect",
+    "SUBSCRIBE_MODE": "open (anyone may subscribe) or invite (only with a code an admin creates by /invite)",
 }
 
 
@@ -40,12 +41,18 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///tgmon.db"
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     lang_engine: Literal["fasttext", "langdetect"] = "fasttext"
+    subscribe_mode: Literal["open", "invite"] = "open"
     poll_interval: float = Field(60.0, gt=0, description="seconds between catch-up passes per channel")
     refresh_hours: float = Field(48.0, ge=0, description="refresh counters of posts this recent")
     refresh_interval: float = Field(1800.0, gt=0, description="seconds between counter refreshes")
     max_flood_wait: float = Field(86400.0, gt=0)
     max_alert_age_hours: float = Field(24.0, ge=0, description="older posts go to digests, not alerts")
     fold_window: float = Field(10.0, ge=0, description="seconds in which further alerts to a chat fold")
+    max_lag_minutes: float = Field(15.0, gt=0, description="a channel not read in full for longer is behind")
+    heartbeat_timeout_minutes: float = Field(5.0, gt=0, description="no collector heartbeat this long: down")
+    channel_failures: int = Field(3, ge=1, description="failed rounds in a row before a channel is failing")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint; unset: off")
+    metrics_addr: str = Field("127.0.0.1", description="address the Prometheus endpoint binds to")
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

@@ -327,3 +327,21 @@ async def test_refresh_marks_only_what_telegram_reports_gone(
     assert deleted == 1
     flags = {i: (await archive.get_post(CHANNEL, i)).deleted_at is not None for i in (248, 249, 250)}  # type: ignore[union-attr]
     assert flags == {248: False, 249: True, 250: False}
+
+
+async def test_operators_watch_requests_are_served(
+    archive: SqliteArchive, pipeline: Pipeline, client: FakeTelegramClient
+) -> None:
+    from core.storage.roles import OperationsStore, WatchStatus
+
+    operations = OperationsStore(archive)
+    collector = Collector(archive, TelethonSource(client), pipeline, watch_requests=operations)
+    good, _ = await operations.request_watch("@newsroom", 20, by=1)
+    bad, _ = await operations.request_watch("@nosuchchannel", None, by=1)
+    assert await collector.serve_watch_requests() == 1
+    channel = await archive.get_channel(CHANNEL)
+    assert channel is not None and channel.watched and channel.backfill_remaining == 20
+    closed = {r.id: r for r in await operations.requests([WatchStatus.DONE, WatchStatus.FAILED])}
+    assert closed[good.id].status == WatchStatus.DONE and closed[good.id].channel_id == CHANNEL
+    assert closed[bad.id].status == WatchStatus.FAILED and "no channel" in (closed[bad.id].error or "")
+    assert await collector.serve_watch_requests() == 0

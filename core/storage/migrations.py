@@ -175,6 +175,30 @@ MIGRATIONS: tuple[str, ...] = (
         allowed INTEGER NOT NULL
     );
     """,
+    # 6: usernames the bot has seen (for `/grant @name`); channels operators asked the collector to watch
+    """
+    CREATE TABLE usernames (
+        username TEXT PRIMARY KEY COLLATE NOCASE,   -- without the @
+        user_id  INTEGER NOT NULL,
+        seen_at  INTEGER NOT NULL
+    );
+    CREATE INDEX usernames_user ON usernames(user_id);
+
+    CREATE TABLE watch_requests (
+        id           INTEGER PRIMARY KEY,
+        ref          TEXT NOT NULL COLLATE NOCASE,  -- @name or -100… id, as ChannelRef prints it
+        backfill     INTEGER,                       -- also read the N newest posts; NULL: none
+        requested_by INTEGER,                       -- Telegram user id; NULL: the CLI
+        requested_at INTEGER NOT NULL,
+        status       TEXT NOT NULL DEFAULT 'pending', -- pending | done | failed | cancelled
+        error        TEXT,                          -- why it failed, for the operator
+        channel_id   INTEGER,                       -- the channel it resolved to (done)
+        resolved_at  INTEGER
+    );
+    CREATE INDEX watch_requests_status ON watch_requests(status, id);
+    -- one pending request per channel reference
+    CREATE UNIQUE INDEX watch_requests_pending ON watch_requests(ref) WHERE status = 'pending';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

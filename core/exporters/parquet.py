@@ -1,0 +1,284 @@
+"""Parquet through pyarrow (the optional `parquet` extra): typed columns, zstd, row groups of 50,000 rows
+(fewer when they would hold more than 32 MiB of data).
+
+pyarrow is imported when a Parquet export starts, never by `import core.exporters`; it ships no type
+information, so it is handled as `Any` here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from core import __version__
+from core.exporters.files import ExportError, FileRecord, OutputFile, part_path
+from core.exporters.flat import SCHEMA_VERSION
+from core.exporters.source import ExportRow
+
+ROW_GROUP_ROWS = 50_000
+ROW_GROUP_BYTES = 32 << 20  # …or fewer rows, when their Arrow data reach 32 MiB (long posts): flat memory
+COMPRESSION = "zstd"
+SUFFIXES = (".parquet", ".pq")
+
+
+def load_pyarrow() -> tuple[Any, Any]:
+    """(pyarrow, pyarrow.parquet), or ExportError telling how to install them."""
+    try:
+        pa = importlib.import_module("pyarrow")
+        pq = importlib.import_module("pyarrow.parquet")
+    except ImportError:
+        raise ExportError(
+            "the parquet format needs pyarrow: pip install 'tgmon[parquet]' (or pip install pyarrow)"
+        ) from None
+    return pa, pq
+
+
+def arrow_schema(pa: Any) -> Any:
+    """Schema 2 as Arrow types; the version is in the file's key-value metadata (`tgmon.schema`)."""
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            pa.field("channel_id", pa.int64(), nullable=False),
+            pa.field("channel", pa.string()),
+            pa.field("channel_title", pa.string()),
+            pa.field("message_id", pa.int64(), nullable=False),
+            pa.field("date", ts, nullable=False),
+            pa.field("text", pa.string(), nullable=False),
+            pa.field(
+                "entities",
+                pa.list_(
+                    pa.struct(
+                        [
+                            ("type", pa.string()),
+                            ("offset", pa.int32()),
+                            ("length", pa.int32()),
+                            ("url", pa.string()),
+                        ]
+                    )
+                ),
+            ),
+            pa.field("lang", pa.string()),
+            pa.field("lang_confidence", pa.float32()),
+            pa.field("url", pa.string()),
+            pa.field("views", pa.int64()),
+            pa.field("forwards", pa.int64()),
+            pa.field("replies", pa.int64()),
+            pa.field("reactions", pa.map_(pa.string(), pa.int64())),
+            pa.field("media_type", pa.string()),
+            pa.field("forwarded_from", pa.string()),
+            pa.field("reply_to", pa.int64()),
+            pa.field("album_id", pa.int64()),
+            pa.field("author", pa.string()),
+            pa.field("service_action", pa.string()),
+            pa.field("tags", pa.list_(pa.string())),
+            pa.field("story_id", pa.string()),
+            pa.field("edited", ts),
+            pa.field("versions", pa.int32(), nullable=False),
+            pa.field("deleted", pa.bool_(), nullable=False),
+            pa.field("deleted_at", ts),
+            pa.field("collected_at", ts, nullable=False),
+            pa.field("content_hash", pa.string(), nullable=False),
+            pa.field("matched_queries", pa.list_(pa.string())),
+            pa.field(
+                "edit_history",
+                pa.list_(
+                    pa.struct(
+                        [
+                            ("version", pa.int32()),
+                            ("text", pa.string()),
+                            ("edit_date", ts),
+                            ("recorded_at", ts),
+                        ]
+                    )
+                ),
+            ),
+        ],
+        metadata={
+            b"tgmon.schema": str(SCHEMA_VERSION).encode(),
+            b"tgmon.version": __version__.encode(),
+        },
+    )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _us(value: datetime | None) -> int | None:
+    """Microseconds since the epoch: what a timestamp[us] column takes, without a datetime per value."""
+    return None if value is None else (value - _EPOCH) // _MICROSECOND
+
+
+def columns(rows: Sequence[ExportRow]) -> dict[str, list[Any]]:
+    """The rows as Python column lists, in the schema's order."""
+    posts = [row.post for row in rows]
+    return {
+        "channel_id": [p.channel_id for p in posts],
+        "channel": [p.channel_username or p.channel_title for p in posts],
+        "channel_title": [p.channel_title for p in posts],
+        "message_id": [p.message_id for p in posts],
+        "date": [_us(p.date) for p in posts],
+        "text": [p.text for p in posts],
+        "entities": [
+            [{"type": e.type, "offset": e.offset, "length": e.length, "url": e.url} for e in p.entities]
+            for p in posts
+        ],
+        "lang": [p.lang for p in posts],
+        "lang_confidence": [p.lang_confidence for p in posts],
+        "url": [p.permalink for p in posts],
+        "views": [p.views for p in posts],
+        "forwards": [p.forwards for p in posts],
+        "replies": [p.replies for p in posts],
+        "reactions": [list(p.reactions.items()) if p.reactions else None for p in posts],
+        "media_type": [p.media_type for p in posts],
+        "forwarded_from": [p.forwarded_from for p in posts],
+        "reply_to": [p.reply_to for p in posts],
+        "album_id": [p.album_id for p in posts],
+        "author": [p.author for p in posts],
+        "service_action": [p.service_action for p in posts],
+        "tags": [list(p.tags) for p in posts],
+        "story_id": [p.story_id for p in posts],
+        "edited": [_us(p.edit_date) for p in posts],
+        "versions": [p.versions for p in posts],
+        "deleted": [p.deleted_at is not None for p in posts],
+        "deleted_at": [_us(p.deleted_at) for p in posts],
+        "collected_at": [_us(p.collected_at) for p in posts],
+        "content_hash": [p.content_hash for p in posts],
+        "matched_queries": [list(row.matched_queries) for row in rows],
+        "edit_history": [
+            [
+                {
+                    "version": v.version,
+                    "text": v.text,
+                    "edit_date": _us(v.edit_date),
+                    "recorded_at": _us(v.recorded_at),
+                }
+                for v in row.edit_history
+            ]
+            for row in rows
+        ],
+    }
+
+
+class ParquetWriter:
+    """Row groups of `row_group_rows`; with `max_bytes`, parts that are each a complete Parquet file.
+
+    Incoming batches become Arrow record batches at once (the Python objects are freed); a row group
+    is written when enough rows are pending. To split exactly, each row group is first encoded alone in
+    memory to learn its size: a part ends before a group that would push it over the limit.
+    """
+
+    format = "parquet"
+    schema = SCHEMA_VERSION
+
+    def __init__(
+        self,
+        target: Path,
+        *,
+        max_bytes: int | None = None,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        row_group_bytes: int = ROW_GROUP_BYTES,
+    ) -> None:
+        self.pa, self.pq = load_pyarrow()
+        self.arrow_schema = arrow_schema(self.pa)
+        self.target = target
+        self.max_bytes = max_bytes
+        self.row_group_rows = row_group_rows
+        self.row_group_bytes = row_group_bytes
+        self._pending: list[Any] = []  # record batches not yet written
+        self._pending_rows = 0
+        self._pending_bytes = 0
+        self._done: list[tuple[OutputFile, int, str]] = []
+        self._file: OutputFile | None = None
+        self._writer: Any = None
+        self._estimate = 0  # upper bound of the current part's size: sum of its groups' standalone sizes
+
+    def write_batch(self, rows: Sequence[ExportRow]) -> None:
+        if not rows:
+            return
+        cols = columns(rows)
+        arrays = [self.pa.array(cols[field.name], type=field.type) for field in self.arrow_schema]
+        batch = self.pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+        self._pending.append(batch)
+        self._pending_rows += len(rows)
+        self._pending_bytes += batch.nbytes
+        if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = self.pa.Table.from_batches(self._pending, schema=self.arrow_schema)
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+        for start in range(0, table.num_rows, self.row_group_rows):
+            self._write_group(table.slice(start, self.row_group_rows))
+
+    def _options(self) -> dict[str, Any]:
+        return {"compression": COMPRESSION, "write_statistics": True}
+
+    def _standalone_size(self, table: Any) -> int:
+        buffer = io.BytesIO()
+        self.pq.write_table(table, buffer, row_group_size=table.num_rows, **self._options())
+        return buffer.tell()
+
+    def _write_group(self, table: Any) -> None:
+        if self.max_bytes is not None:
+            size = self._standalone_size(table)
+            if size > self.max_bytes and table.num_rows > 1:  # too big for any part: halve it
+                half = table.num_rows // 2
+                self._write_group(table.slice(0, half))
+                self._write_group(table.slice(half))
+                return
+            if self._file is not None and self._file.rows and self._estimate + size > self.max_bytes:
+                self._finish_part()
+            self._estimate += size
+        writer = self._open()
+        writer.write_table(table, row_group_size=table.num_rows)
+        assert self._file is not None
+        self._file.rows += table.num_rows
+
+    def _open(self) -> Any:
+        if self._writer is None:
+            target = self.target
+            if self.max_bytes is not None:
+                target = part_path(target, len(self._done) + 1, SUFFIXES)
+            self._file = OutputFile(target, compress=False)
+            self._writer = self.pq.ParquetWriter(self._file.sink, self.arrow_schema, **self._options())
+        return self._writer
+
+    def _finish_part(self) -> None:
+        if self._writer is None or self._file is None:
+            return
+        self._writer.close()
+        size, sha = self._file.close()
+        self._done.append((self._file, size, sha))
+        self._writer, self._file, self._estimate = None, None, 0
+
+    def close(self) -> list[FileRecord]:
+        self._flush()
+        if self._writer is None and not self._done:
+            self._open()  # no rows: still a valid file with the schema
+        self._finish_part()
+        single = len(self._done) == 1
+        records = []
+        for part, size, sha in self._done:
+            final = self.target if single else part.target
+            assert final is not None
+            part.commit(final)
+            records.append(FileRecord(final.name, final, size, sha, part.rows))
+        return records
+
+    def discard(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # the export already failed; the file goes anyway
+                self._writer.close()
+        for part, _, _ in self._done:
+            part.discard()
+        if self._file is not None:
+            self._file.discard()
+        self._done, self._file, self._writer = [], None, None
