@@ -17,7 +17,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 
 from bot.delivery import Deliverer, Limits
-from bot.handlers import admin, filters, operators, queries, schedule, search, start, summary
+from bot.handlers import admin, export, filters, operators, queries, schedule, search, start, summary
+from bot.handlers.export import ExportSessions
 from bot.handlers.search import SearchSessions
 from bot.handlers.summary import DigestSender
 from bot.middlewares import RateLimiter, SubscriberMiddleware
@@ -64,6 +65,7 @@ def build_dispatcher(
     roles: RoleStore | None = None,
     channels: OperationsStore | None = None,
     searches: SearchSessions | None = None,
+    exports: ExportSessions | None = None,
 ) -> Dispatcher:
     """Handlers get `service`, `digests`, `settings`, `archive`, `clock`, `roles`, `channels` and
     `searches` by name; the middleware adds `subscriber` and `t`. `roles` and `channels` default to
@@ -82,6 +84,7 @@ def build_dispatcher(
         roles=roles,
         channels=channels,
         searches=searches or SearchSessions(),
+        exports=exports or ExportSessions(),
     )
     middleware = SubscriberMiddleware(
         service, limiter or RateLimiter(), gate=roles, invite_only=settings.subscribe_mode == "invite"
@@ -95,7 +98,7 @@ def build_dispatcher(
     # for unknown commands and buttons
     dispatcher.include_routers(
         *(module.build_router() for module in (queries, filters, schedule, summary)),
-        *(module.build_router() for module in (admin, operators, search)),
+        *(module.build_router() for module in (admin, operators, search, export)),
         admin.build_denied_router(),
         start.build_router(),
     )

@@ -21,7 +21,7 @@ __all__ = ["PRIVILEGED", "PRIVILEGED_COMMANDS", "HasRole", "RoleReader"]
 PRIVILEGED: Final[Mapping[Role, tuple[str, ...]]] = {
     Role.ADMIN: ("grant", "revoke", "roles", "invite"),
     Role.OPERATOR: ("watch", "unwatch", "watched", "stats"),
-    Role.ANALYST: ("search",),
+    Role.ANALYST: ("search", "export"),
 }
 PRIVILEGED_COMMANDS: Final = tuple(command for commands in PRIVILEGED.values() for command in commands)
 

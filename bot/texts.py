@@ -532,6 +532,39 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "en": "This search has expired: send /search again.",
         "ru": "Этот поиск устарел: отправьте /search ещё раз.",
     },
+    "export_usage": {
+        "en": "Usage: <code>/export format=csv|jsonl|parquet|tdesktop channel=@name since=2026-01-01 "
+        "until=2026-02-01 lang=ru query=протест Алматы</code>\nEvery option may be left out; "
+        "<code>query=</code> takes the rest of the line.",
+        "ru": "Так: <code>/export format=csv|jsonl|parquet|tdesktop channel=@name since=2026-01-01 "
+        "until=2026-02-01 lang=ru query=протест Алматы</code>\nЛюбой параметр можно опустить; "
+        "<code>query=</code> забирает остаток строки.",
+    },
+    "export_bad": {"en": "⚠️ {problem}", "ru": "⚠️ {problem}"},
+    "export_empty": {
+        "en": "Nothing to export: no post fits.",
+        "ru": "Выгружать нечего: ни один пост не подходит.",
+    },
+    "export_confirm": {
+        "en": "This export reads {count} posts. Go ahead?",
+        "ru": "Эта выгрузка прочитает постов: {count}. Продолжить?",
+    },
+    "export_yes": {"en": "Export", "ru": "Выгрузить"},
+    "export_no": {"en": "Cancel", "ru": "Отмена"},
+    "export_cancelled": {"en": "Export cancelled.", "ru": "Выгрузка отменена."},
+    "export_expired": {
+        "en": "This export has expired: send /export again.",
+        "ru": "Выгрузка устарела: отправьте /export ещё раз.",
+    },
+    "export_working": {"en": "⏳ Exporting…", "ru": "⏳ Выгружаю…"},
+    "export_done": {
+        "en": "✅ {rows} posts in {files} file(s), gzip; the manifest lists each file's SHA-256.",
+        "ru": "✅ Постов: {rows}, файлов: {files}, gzip; в манифесте SHA-256 каждого файла.",
+    },
+    "export_rate": {
+        "en": "🐢 Up to {limit} exports an hour. Please wait a little.",
+        "ru": "🐢 Не больше {limit} выгрузок в час. Подождите немного.",
+    },
 }
 
 WEEKDAYS: Final[Mapping[str, tuple[str, ...]]] = {

@@ -192,7 +192,7 @@ def allowed(role: str, command: str) -> bool:
 
 def test_every_role_router_command_is_in_the_refusal_list() -> None:
     assert sorted(PRIVILEGED_COMMANDS) == sorted(
-        ["grant", "revoke", "roles", "invite", "watch", "unwatch", "watched", "stats", "search"]
+        ["grant", "revoke", "roles", "invite", "watch", "unwatch", "watched", "stats", "search", "export"]
     )
 
 
