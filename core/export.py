@@ -1,15 +1,11 @@
-"""Streaming export of the archive. JSONL here; more formats come with the analysts' issue."""
+"""The JSONL record of a post (schema 1 fields); core.exporters builds every dump format on it."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from contextlib import aclosing
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
-from core.models import Post, PostFilter
-from core.storage import Archive
+from core.models import Post
 
 JSONL_SCHEMA_VERSION = 1
 
@@ -54,23 +50,3 @@ def post_record(post: Post) -> dict[str, Any]:
         "collected_at": iso(post.collected_at),
         "content_hash": post.content_hash,
     }
-
-
-async def export_jsonl(
-    archive: Archive,
-    out: TextIO,
-    filters: PostFilter | None = None,
-    on_rows: Callable[[int], None] | None = None,
-) -> int:
-    """Write one JSON object per line; memory stays flat whatever the archive's size."""
-    count = 0
-    async with aclosing(archive.iter_posts(filters)) as posts:
-        async for post in posts:
-            out.write(json.dumps(post_record(post), ensure_ascii=False, separators=(",", ":")))
-            out.write("\n")
-            count += 1
-            if on_rows and count % 1000 == 0:
-                on_rows(1000)
-    if on_rows and count % 1000:
-        on_rows(count % 1000)
-    return count
