@@ -29,28 +29,13 @@ from core.storage.roles import HEARTBEAT_KEY, OperationsStore, Role, RoleStore, 
 from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import SubscriptionStore
 from tests.fakes.bot_session import FakeBotSession, parse_telegram_html
+from tests.fakes.clock import FakeClock
 
 ADMIN, OPERATOR, ANALYST, SUBSCRIBER, NEWCOMER = 1, 2, 3, 4, 5
 BOT_ID = 42
 NOW = datetime(2024, 5, 15, 10, 0, tzinfo=UTC)
 ROLE_OF = {"admin": ADMIN, "operator": OPERATOR, "analyst": ANALYST, "subscriber": SUBSCRIBER}
 NOT_ALLOWED = ["Not allowed."]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.wall = NOW
-        self.mono = 1000.0
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
 
 
 class NoDigests:

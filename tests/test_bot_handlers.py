@@ -27,27 +27,12 @@ from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import SubscriptionStore
 from core.subscriptions import DigestMode, Subscriber
 from tests.fakes.bot_session import FakeBotSession, parse_telegram_html
+from tests.fakes.clock import FakeClock
 
 ANN, BOB = 111, 222
 BOT_ID = 42
 # Wednesday 15 May 2024, 10:00 UTC: 12:00 in Berlin (CEST)
 NOW = datetime(2024, 5, 15, 10, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.wall = NOW
-        self.mono = 1000.0
-
-    def now(self) -> datetime:
-        return self.wall
-
-    def monotonic(self) -> float:
-        return self.mono
-
-    def advance(self, seconds: float) -> None:
-        self.wall += timedelta(seconds=seconds)
-        self.mono += seconds
 
 
 @dataclass
