@@ -67,7 +67,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (post_id, version)
     ) WITHOUT ROWID;
 
-    -- Folded text (see core.textnorm.fold); rowid = posts.id.
+    -- Folded words (since schema 2: core.query.fts.fts_body); rowid = posts.id.
     CREATE VIRTUAL TABLE posts_fts USING fts5(body, tokenize = 'unicode61 remove_diacritics 2');
     """,
     # 2: the index holds the query language's word forms (homoglyphs, Arabic letter variants folded)
