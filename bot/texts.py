@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from bot.render import highlight
 from core.models import Channel
+from core.query.matcher import spans_within, window
 from core.subscriptions import DigestMode, Subscription
 
 if TYPE_CHECKING:
@@ -880,7 +881,7 @@ def search_snippet(text: str, spans: Sequence[Span], width: int = SNIPPET_CHARS)
     """About `width` characters around the first match, escaped, the matched words in bold."""
     flat = text.replace("\r", " ").replace("\n", " ")  # same length: the spans' offsets still hold
     first = spans[0].start if spans else 0
-    start = max(0, min(first - width // 4, len(flat) - width))
+    start, _ = window(len(flat), spans, width)
     if start > 0:  # begin at a word
         space = flat.find(" ", start, first)
         if space != -1:
@@ -890,8 +891,7 @@ def search_snippet(text: str, spans: Sequence[Span], width: int = SNIPPET_CHARS)
         space = flat.rfind(" ", spans[0].end if spans else start, end)
         if space > start:
             end = space
-    inside = [(s.start - start, s.end - start) for s in spans if s.start >= start and s.end <= end]
-    body = highlight(flat[start:end], inside)
+    body = highlight(flat[start:end], spans_within(spans, start, end))
     return Html(("…" if start else "") + body + ("…" if end < len(flat) else ""))
 
 

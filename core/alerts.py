@@ -13,7 +13,7 @@ from typing import Any
 
 from core.pipeline import Handover
 from core.query.index import QueryIndex
-from core.query.matcher import Span, compile_query
+from core.query.matcher import Span, compile_query, spans_within, window
 from core.storage.subscriptions import AlertRecord, SubscriptionStore
 from core.subscriptions import Subscriber
 
@@ -58,13 +58,8 @@ def snippet(
     text: str, spans: Sequence[Span], limit: int = SNIPPET_CHARS
 ) -> tuple[str, list[tuple[int, int]]]:
     """A window of the text around the first match, with the spans inside it (relative offsets)."""
-    if len(text) <= limit:
-        return text, [(s.start, s.end) for s in spans]
-    first = spans[0].start if spans else 0
-    start = max(0, min(first - limit // 4, len(text) - limit))
-    end = start + limit
-    inside = [(s.start - start, s.end - start) for s in spans if s.start >= start and s.end <= end]
-    return text[start:end], inside
+    start, end = window(len(text), spans, limit)
+    return text[start:end], spans_within(spans, start, end)
 
 
 class OutboxSink:

@@ -7,7 +7,7 @@ evaluated against it. `core.query.index` decides which queries are worth evaluat
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import regex
@@ -27,6 +27,18 @@ class Span:
 
     start: int
     end: int
+
+
+def window(length: int, spans: Sequence[Span], width: int) -> tuple[int, int]:
+    """`width` characters of a text around its first match (a quarter of them before it)."""
+    first = spans[0].start if spans else 0
+    start = max(0, min(first - width // 4, length - width))
+    return start, min(length, start + width)
+
+
+def spans_within(spans: Sequence[Span], start: int, end: int) -> list[tuple[int, int]]:
+    """The spans that lie inside [start, end), as offsets from `start`."""
+    return [(s.start - start, s.end - start) for s in spans if s.start >= start and s.end <= end]
 
 
 @dataclass(slots=True)

@@ -65,10 +65,6 @@ def parse_role(text: str) -> Role:
     raise RoleError(f"unknown role {text.strip()!r}: use {' or '.join(GRANTABLE)}")
 
 
-def _now() -> int:
-    return int(datetime.now(UTC).timestamp())
-
-
 def _at(value: int | None) -> datetime:
     found = rows.dt(value)
     assert found is not None
@@ -111,7 +107,7 @@ class RoleStore:
         async with self.archive._write() as db:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO roles (user_id, role, granted_by, granted_at) VALUES (?, ?, ?, ?)",
-                (user_id, role.value, by, _now()),
+                (user_id, role.value, by, rows.now_ts()),
             )
             return cur.rowcount == 1
 
@@ -145,7 +141,8 @@ class RoleStore:
         code = secrets.token_urlsafe(INVITE_BYTES)
         async with self.archive._write() as db:
             await db.execute(
-                "INSERT INTO invites (code, created_by, created_at) VALUES (?, ?, ?)", (code, by, _now())
+                "INSERT INTO invites (code, created_by, created_at) VALUES (?, ?, ?)",
+                (code, by, rows.now_ts()),
             )
         return code
 
@@ -156,7 +153,7 @@ class RoleStore:
         async with self.archive._write() as db:
             cur = await db.execute(
                 "UPDATE invites SET used_by = ?, used_at = ? WHERE code = ? AND used_by IS NULL",
-                (user_id, _now(), code),
+                (user_id, rows.now_ts(), code),
             )
             return cur.rowcount == 1
 
@@ -166,7 +163,7 @@ class RoleStore:
         async with self.archive._write() as db:
             await db.execute(
                 "INSERT INTO audit (at, user_id, action, detail, allowed) VALUES (?, ?, ?, ?, ?)",
-                (_now(), user_id, action, detail, int(allowed)),
+                (rows.now_ts(), user_id, action, detail, int(allowed)),
             )
 
     async def audit_log(self, limit: int = 50) -> list[AuditEntry]:
@@ -185,7 +182,7 @@ class RoleStore:
             if username:
                 await db.execute(
                     "INSERT OR REPLACE INTO usernames (username, user_id, seen_at) VALUES (?, ?, ?)",
-                    (username.lstrip("@"), user_id, _now()),
+                    (username.lstrip("@"), user_id, rows.now_ts()),
                 )
 
     async def user_by_username(self, username: str) -> int | None:
@@ -291,7 +288,7 @@ class OperationsStore:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO watch_requests (ref, backfill, requested_by, requested_at) "
                 "VALUES (?, ?, ?, ?)",
-                (ref, backfill, by, _now()),
+                (ref, backfill, by, rows.now_ts()),
             )
             created = cur.rowcount == 1
             if not created and backfill:
@@ -322,7 +319,7 @@ class OperationsStore:
             cur = await db.execute(
                 "UPDATE watch_requests SET status = 'cancelled', resolved_at = ? "
                 "WHERE ref = ? AND status = 'pending'",
-                (_now(), ref),
+                (rows.now_ts(), ref),
             )
             return cur.rowcount == 1
 
@@ -341,7 +338,7 @@ class OperationsStore:
             await db.execute(
                 "UPDATE watch_requests SET status = ?, error = ?, channel_id = ?, resolved_at = ? "
                 "WHERE id = ? AND status = 'pending'",
-                (status.value, error, channel_id, _now(), request_id),
+                (status.value, error, channel_id, rows.now_ts(), request_id),
             )
 
     # channels

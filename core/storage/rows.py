@@ -9,6 +9,11 @@ from typing import Any
 from core.models import Channel, ChannelStatus, Entity, Post
 
 
+def now_ts() -> int:
+    """Now, as the integer UTC timestamp the tables store."""
+    return int(datetime.now(UTC).timestamp())
+
+
 def ts(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp())
 

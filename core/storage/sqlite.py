@@ -114,7 +114,7 @@ class SqliteArchive:
         watched: bool | None = None,
     ) -> Channel:
         """Add a channel or refresh its names; `watched=True` (re)starts collecting it."""
-        now = int(datetime.now(UTC).timestamp())
+        now = rows.now_ts()
         async with self._write() as db:
             if username:  # a username that changed hands no longer points at the old channel
                 await db.execute(
@@ -227,7 +227,7 @@ class SqliteArchive:
     ) -> SaveResult:
         """Insert new posts, record new versions of edited ones, refresh counters: one transaction."""
         result = SaveResult()
-        now = int(datetime.now(UTC).timestamp())
+        now = rows.now_ts()
         async with self._write() as db:
             by_channel: dict[int, list[ProcessedPost]] = {}
             for post in posts:

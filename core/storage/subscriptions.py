@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from core.models import Post
@@ -29,10 +29,6 @@ EDITABLE = {
     "ui_lang", "paused", "langs", "channels", "quiet_start", "quiet_end", "timezone", "digest", "digest_at",
     "digest_day", "last_digest_at",
 }  # fmt: skip
-
-
-def _now() -> int:
-    return int(datetime.now(UTC).timestamp())
 
 
 def _subscriber(row: Any) -> Subscriber:
@@ -111,7 +107,7 @@ class SubscriptionStore:
         async with self.archive._write() as db:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO subscribers (id, chat_id, ui_lang, created_at) VALUES (?, ?, ?, ?)",
-                (subscriber_id, chat_id, ui_lang, _now()),
+                (subscriber_id, chat_id, ui_lang, rows.now_ts()),
             )
             created = cur.rowcount == 1
             await db.execute(
@@ -174,7 +170,7 @@ class SubscriptionStore:
         async with self.archive._write() as db:
             cur = await db.execute(
                 "INSERT INTO queries (subscriber_id, text, created_at) VALUES (?, ?, ?)",
-                (subscriber_id, text, _now()),
+                (subscriber_id, text, rows.now_ts()),
             )
             await self._bump(db)
             query_id = cur.lastrowid
@@ -203,7 +199,7 @@ class SubscriptionStore:
         async with self.archive._write() as db:
             cur = await db.execute(
                 "UPDATE queries SET deleted_at = ? WHERE id = ? AND subscriber_id = ? AND deleted_at IS NULL",
-                (_now(), query_id, subscriber_id),
+                (rows.now_ts(), query_id, subscriber_id),
             )
             await self._bump(db)
             return cur.rowcount == 1
@@ -241,7 +237,7 @@ class SubscriptionStore:
     ) -> int:
         """Store matches; queue one alert per (subscriber, story). Returns how many alerts were queued."""
         queued = 0
-        now = _now()
+        now = rows.now_ts()
         due = rows.ts(not_before) or now
         async with self.archive._write() as db:
             for record in records:
@@ -305,7 +301,7 @@ class SubscriptionStore:
                 "INSERT INTO outbox (subscriber_id, chat_id, kind, payload, not_before, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (subscriber_id, chat_id, kind, json.dumps(payload, ensure_ascii=False),
-                 rows.ts(not_before) or _now(), _now()),
+                 rows.ts(not_before) or rows.now_ts(), rows.now_ts()),
             )  # fmt: skip
             return cur.lastrowid or 0
 
