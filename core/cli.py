@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -617,6 +618,25 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
 }
 
 
+def database_trouble(exc: sqlite3.OperationalError) -> str:
+    """One line for a database that refused a write; each write is one transaction, so the one that
+    failed left nothing behind and what was committed before it stays."""
+    from core.storage.sqlite import BUSY_TIMEOUT_MS
+
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return (
+            f"the database is locked by another process (waited {BUSY_TIMEOUT_MS / 1000:g} s); nothing "
+            "half-written was kept: run again when it is free"
+        )
+    if "full" in text:
+        return (
+            "the disk holding the database is full; the write in progress was rolled back and what was "
+            "saved before it is kept: free some space and run again"
+        )
+    return f"the database failed ({text}); the write in progress was rolled back: run again"
+
+
 def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int:
     err = stderr or sys.stderr
     args = build_parser().parse_args(protect_exclusions(sys.argv[1:] if argv is None else argv))
@@ -643,6 +663,10 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
             "resume",
             file=err,
         )
+        return 1
+    except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, I/O error
+        print(f"tgmon: {database_trouble(exc)}", file=err)
+        log.debug("database_error", exc_info=True)
         return 1
     except BrokenPipeError:  # the reader went away (`tgmon export | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
