@@ -559,16 +559,24 @@ async def cmd_collect(settings: Settings, args: argparse.Namespace, with_bot: bo
     return await with_collector(settings, body)
 
 
-async def keep_bot_running(settings: Settings, archive: Archive) -> None:
-    """In `tgmon run` a bot failure must not stop the collector: log it and start the bot again."""
+async def keep_bot_running(
+    settings: Settings, archive: Archive, *, alone: bool = False, first_delay: float = 5.0
+) -> None:
+    """A bot failure (Telegram unreachable at start, an unexpected error) stops neither `tgmon run`'s
+    collector nor `tgmon bot`: log it and start the bot again. Alone, a token Telegram refuses ends it."""
+    from aiogram.exceptions import TelegramUnauthorizedError
+
     from bot.app import run_bot
 
-    delay = 5.0
+    delay = first_delay
     while True:
         try:
             await run_bot(settings, archive)
             return
-        except Exception:
+        except Exception as exc:
+            if alone and isinstance(exc, TelegramUnauthorizedError):
+                refused = f"Telegram refused BOT_TOKEN ({exc.message}): check it with @BotFather"
+                raise UserError(refused) from None
             log.exception("bot_failed restart_in=%ss", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 300.0)
@@ -576,11 +584,10 @@ async def keep_bot_running(settings: Settings, archive: Archive) -> None:
 
 async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_bot_token()
-    from bot.app import run_bot
     from core.metrics import serve_metrics
 
     async with opened(settings) as archive, serve_metrics(settings, archive):  # when METRICS_PORT is set
-        await run_bot(settings, archive)
+        await keep_bot_running(settings, archive, alone=True)
     return 0
 
 

@@ -8,9 +8,10 @@ the outbox after bounded attempts; a blocked user is deactivated; the delivery l
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from aiogram import Bot
 
 from bot.app import run_bot
 from bot.delivery import Deliverer, Limits
+from core.cli import keep_bot_running, main
 from core.settings import load_settings
 from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import AlertRecord, SubscriptionStore
@@ -61,13 +63,32 @@ async def queue(
     await store.record_alerts([record])
 
 
+class Hurried:
+    """A wall clock that runs a second ahead at every reading: a retry due in a second (the outbox
+    keeps whole seconds) is due at once. Waits Telegram asks for (429) are kept on the real clock."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        self.at = max(self.at, datetime.now(UTC)) + timedelta(seconds=1)
+        return self.at
+
+
 def deliverer(
-    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot], *, timeout: float = 2.0, **limits: float
+    server: FakeBotAPI,
+    store: SubscriptionStore,
+    bots: list[Bot],
+    *,
+    timeout: float = 2.0,
+    hurried: bool = True,
+    **limits: float,
 ) -> Deliverer:
     bot = server.make_bot(timeout=timeout)
     bots.append(bot)
     base = {"fold_window": 0.0, "chat_interval": 0.0, "retry_base": 0.02}
-    return Deliverer(bot, store, limits=Limits(**(base | limits)))  # type: ignore[arg-type]
+    wall = Hurried() if hurried else (lambda: datetime.now(UTC))
+    return Deliverer(bot, store, limits=Limits(**(base | limits)), wall=wall)  # type: ignore[arg-type]
 
 
 async def outbox(archive: SqliteArchive) -> list[tuple[int, str, int, str | None]]:
@@ -88,16 +109,16 @@ def attempts(server: FakeBotAPI, chat_id: int | None = None) -> list[int]:
 async def test_a_burst_of_429s_is_obeyed_and_everyone_gets_theirs(
     server: FakeBotAPI, store: SubscriptionStore, archive: SqliteArchive, bots: list[Bot]
 ) -> None:
-    for chat in range(1, 6):
+    for chat in range(1, 5):
         await queue(store, chat)
-    server.fail("sendMessage", status=429, retry_after=1, times=4)
+    server.fail("sendMessage", status=429, retry_after=1, times=3)  # after each, the bot pauses all sends
     await deliverer(server, store, bots).drain(within=10)
-    assert sorted(c.chat_id for c in server.sent("sendMessage")) == [1, 2, 3, 4, 5]
-    for chat in range(1, 6):
+    assert sorted(c.chat_id for c in server.sent("sendMessage")) == [1, 2, 3, 4]
+    for chat in range(1, 5):
         calls = [c for c in server.calls if c.method == "sendMessage" and c.chat_id == chat]
         if calls[0].status == 429:  # the chat waited as told before its next try
             assert [c.status for c in calls] == [429, 200] and calls[1].at - calls[0].at >= 1.0
-    assert attempts(server).count(429) == 4
+    assert attempts(server).count(429) == 3
     assert {status for _, status, _, _ in await outbox(archive)} == {"sent"}
 
 
@@ -106,7 +127,7 @@ async def test_429_without_end_is_given_up_with_the_reason(
 ) -> None:
     await queue(store, 3)
     server.fail("sendMessage", status=429, retry_after=1, times=None)
-    await deliverer(server, store, bots, give_up_after=2.5).drain(within=10)
+    await deliverer(server, store, bots, hurried=False, give_up_after=2.5).drain(within=10)
     ((_, status, _, error),) = await outbox(archive)
     assert status == "failed" and error is not None and "throttled (429 retry after 1)" in error
     assert 2 <= attempts(server).count(429) <= 3  # obeyed each wait, then stopped asking
@@ -276,14 +297,55 @@ async def test_run_bot_survives_api_faults_at_start_and_while_polling(
         server.push_message(501, "/start", language_code="en")
         (welcome,) = await server.wait_for("sendMessage", chat_id=501, timeout=10)
         assert not bot.done() and welcome.text
-        server.fail("sendMessage", status=500, chat_id=501)  # an alert's first try fails: retried
         store = SubscriptionStore(archive)
         await archive.upsert_channel(1, "kz_news", "KZ News")
         await queue(store, 501)
         alert = await server.wait_for("sendMessage", count=2, chat_id=501, timeout=10)
-        assert "Protest" in (alert[-1].text or "") and not bot.done()
+        assert "Protest" in (alert[-1].text or "") and not bot.done()  # delivery runs beside polling
     finally:
         bot.cancel()
         await asyncio.gather(bot, return_exceptions=True)
         await archive.close()
     assert [c.status for c in server.calls if c.method == "getUpdates"][:2] == [0, 502]
+
+
+def bot_env(server: FakeBotAPI, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{db}", "BOT_TOKEN": DEFAULT_TOKEN, "BOT_API_URL": server.url,
+           "FOLD_WINDOW": "0", "TG_API_ID": "", "TG_API_HASH": ""}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(db.parent)
+
+
+async def test_the_bot_alone_restarts_when_telegram_fails_at_start(
+    server: FakeBotAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot_env(server, tmp_path / "tgmon.db", monkeypatch)
+    server.html_error("getMe", status=502)  # aiogram's polling asks getMe first: a failure ends run_bot
+    archive = await SqliteArchive.open(tmp_path / "tgmon.db")
+    bot = asyncio.create_task(keep_bot_running(load_settings(), archive, alone=True, first_delay=0.05))
+    try:
+        server.push_message(501, "/start", language_code="en")
+        await server.wait_for("sendMessage", chat_id=501, timeout=10)
+        assert not bot.done()
+        assert [c.status for c in server.calls if c.method == "getMe"][:2] == [502, 200]
+    finally:
+        bot.cancel()
+        await asyncio.gather(bot, return_exceptions=True)
+        await archive.close()
+
+
+def test_tgmon_bot_with_a_refused_token_is_one_line_not_a_restart_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def serve() -> tuple[int, str]:
+        async with FakeBotAPI(token="42:another-token") as server:  # answers 401 to our token
+            bot_env(server, tmp_path / "tgmon.db", monkeypatch)
+            err = io.StringIO()
+            code = await asyncio.to_thread(main, ["bot"], err)
+            return code, err.getvalue()
+
+    code, err = asyncio.run(serve())
+    assert code == 2 and "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if x.startswith("tgmon:")]
+    assert line == "tgmon: Telegram refused BOT_TOKEN (Unauthorized): check it with @BotFather"
