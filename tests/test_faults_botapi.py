@@ -177,7 +177,7 @@ async def test_a_fault_that_never_ends_is_given_up_after_bounded_attempts(
         "reset": lambda: server.reset_connection("sendMessage", times=None),
         "timeout": lambda: server.delay("sendMessage", 0.6, times=None),
     }[fault]()
-    sender = deliverer(server, store, bots, timeout=0.3, max_attempts=3)
+    sender = deliverer(server, store, bots, timeout=0.3 if fault == "timeout" else 2.0, max_attempts=3)
     await sender.drain(within=10)
     if fault == "timeout":  # the server is still carrying out the last call the client gave up on
         await server.wait_for("sendMessage", count=3, timeout=3)
@@ -251,10 +251,10 @@ async def test_the_delivery_loop_survives_every_fault_and_delivers_later_alerts(
     server.fail("sendMessage", status=500, chat_id=22)
     server.html_error("sendMessage", chat_id=23)
     server.reset_connection("sendMessage", chat_id=24)
-    server.delay("sendMessage", 0.6, chat_id=25)
+    server.delay("sendMessage", 0.8, chat_id=25)
     server.block(26)
     server.fail("sendMessage", status=400, description="Bad Request: chat not found", chat_id=27)
-    sender = deliverer(server, store, bots, timeout=0.3)
+    sender = deliverer(server, store, bots, timeout=0.5)
     stop = asyncio.Event()
     loop = asyncio.create_task(sender.run(stop, poll=0.05))
     try:
@@ -270,7 +270,7 @@ async def test_the_delivery_loop_survives_every_fault_and_delivers_later_alerts(
     finally:
         stop.set()
         await asyncio.wait_for(loop, 5)
-    assert len(server.sent("sendMessage", chat_id=25)) == 2  # a timed-out send may arrive: at least once
+    assert len(server.sent("sendMessage", chat_id=25)) >= 2  # a timed-out send may arrive: at least once
     for chat in (26, 27):
         subscriber = await store.get_subscriber(chat)
         assert subscriber is not None and not subscriber.active, chat
