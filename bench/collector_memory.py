@@ -48,6 +48,8 @@ from bench.common import FIXTURES, ROOT, SHARED_DATA, Figure, rss_mb
 
 SECTION = "collector"
 TARGET_MB = 300.0
+RATE = 0.5  # posts per hour per channel, on average: 12 a day
+CACHE_BOUND = 1 << 18  # core.query.text's lru_cache size
 SUBSCRIBERS = 500
 QUERIES_EACH = 4
 
@@ -204,8 +206,10 @@ def text_caches() -> tuple[Any, ...]:
 class Rounds:
     """The real health observer, also counting channels that finished their first round."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, channels: int) -> None:
         self.inner = inner
+        self.channels = channels
+        self.all_read = asyncio.Event()
         self.read: set[int] = set()
         self.posts = 0
         self.failures = 0
@@ -216,6 +220,8 @@ class Rounds:
     async def channel_read(self, channel_id: int, at: datetime, posts: int) -> None:
         self.read.add(channel_id)
         self.posts += posts
+        if len(self.read) >= self.channels:
+            self.all_read.set()
         await self.inner.channel_read(channel_id, at, posts)
 
     async def channel_failed(
@@ -267,7 +273,7 @@ async def measure(channels: int, hours: float, rate: float, live: float, trace: 
         before = tracemalloc.take_snapshot() if trace else None
         out["texts"] = len(texts)
 
-        rounds = Rounds(HealthRecorder(archive))
+        rounds = Rounds(HealthRecorder(archive), channels)
         collector = Collector(archive, TelethonSource(client), pipeline, poll_interval=10.0, observer=rounds)
         started = time.perf_counter()
         since = datetime.fromtimestamp(now - 3600.0 - hours * 3600.0, UTC)
@@ -277,8 +283,11 @@ async def measure(channels: int, hours: float, rate: float, live: float, trace: 
             )
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
-        while len(rounds.read) < channels and not task.done():
-            await asyncio.sleep(0.05)
+        await asyncio.wait(
+            [task, asyncio.ensure_future(rounds.all_read.wait())], return_when="FIRST_COMPLETED"
+        )
+        if task.done():
+            task.result()  # the collector stopped: say why
         out["backfill_s"] = time.perf_counter() - started
         out["backfilled"] = rounds.posts
         out["stories"] = len(pipeline.stories or ())
@@ -333,12 +342,14 @@ def run_child(channels: int, hours: float, rate: float, live: float, trace: str 
     return result
 
 
-def figures(big: dict[str, Any], small: dict[str, Any]) -> list[Figure]:
+def figures(big: dict[str, Any], small: dict[str, Any], rate: float, hours: float = 72) -> list[Figure]:
     channels = big["channels"]
     per_channel = (big["steady_mb"] - small["steady_mb"]) / max(channels - small["channels"], 1)
     setting = (
-        f"{channels} channels, {big['backfilled']:,} posts backfilled, {big['live_events']} live updates"
+        f"{channels:,} channels, {hours:g} h at {rate:g} posts/h each: "
+        f"{big['backfilled']:,} posts backfilled, then {big['live_events']} live updates"
     )
+    per_word = big["caches_mb"] / max(big["cached_words"], 1)
     return [
         Figure(
             SECTION, f"peak RSS ({setting})", big["peak_mb"], "MB", "fixed cost (set-up, no channel)",
@@ -350,17 +361,26 @@ def figures(big: dict[str, Any], small: dict[str, Any]) -> list[Figure]:
         ),
         Figure(
             SECTION, "RSS per channel (steady, above the small run)", per_channel, "MB",
-            higher_is_better=False, note=f"story index {big['stories']:,} posts",
+            higher_is_better=False,
+        ),
+        Figure(
+            SECTION, "of which the story index", big["stories_mb"], "MB", higher_is_better=False,
+            note=f"{big['stories']:,} posts in its window",
+        ),
+        Figure(
+            SECTION, "of which the query language's word caches", big["caches_mb"], "MB",
+            higher_is_better=False,
+            note=f"{big['cached_words']:,} words; ~{per_word * CACHE_BOUND:,.0f} MB at their bound",
         ),
     ]  # fmt: skip
 
 
 def run(quick: bool) -> list[Figure]:
-    channels, live = (30, 2.0) if quick else (1000, 15.0)
-    small = run_child(3 if quick else 10, 72, 0.5, 1.0)
-    big = run_child(channels, 72, 0.5, live)
+    channels, live = (30, 2.0) if quick else (1000, 10.0)
+    small = run_child(3 if quick else 10, 72, RATE, 1.0)
+    big = run_child(channels, 72, RATE, live)
     print(json.dumps({"small": small, "big": big}), file=sys.stderr)
-    return figures(big, small)
+    return figures(big, small, RATE)
 
 
 def main() -> None:
@@ -369,8 +389,8 @@ def main() -> None:
     )
     parser.add_argument("--channels", type=int, default=1000)
     parser.add_argument("--hours", type=float, default=72.0, help="backfilled history")
-    parser.add_argument("--rate", type=float, default=0.5, help="posts per hour per channel, on average")
-    parser.add_argument("--live", type=float, default=15.0, help="seconds over which the live hour is pushed")
+    parser.add_argument("--rate", type=float, default=RATE, help="posts per hour per channel, on average")
+    parser.add_argument("--live", type=float, default=10.0, help="seconds over which the live hour is pushed")
     parser.add_argument(
         "--trace",
         nargs="?",
@@ -391,7 +411,7 @@ def main() -> None:
     small = run_child(10, args.hours, args.rate, 1.0)
     from bench.common import table
 
-    print(table(figures(big, small)))
+    print(table(figures(big, small, args.rate, args.hours)))
 
 
 if __name__ == "__main__":
