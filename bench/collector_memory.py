@@ -85,7 +85,7 @@ def query_texts(texts: list[str], count: int, rng: random.Random) -> list[str]:
     """Subscribers' queries: one or two words of the real posts, a few with an exclusion."""
     from core.query.text import tokenize
 
-    vocab = sorted({t.norm for text in texts[:3000] for t in tokenize(text) if len(t.norm) > 4})
+    vocab = sorted({t.norm for text in texts[::25] for t in tokenize(text) if len(t.norm) > 4})
     queries = []
     for n in range(count):
         words = rng.sample(vocab, rng.choice((1, 1, 2)))
@@ -376,8 +376,8 @@ def figures(big: dict[str, Any], small: dict[str, Any], rate: float, hours: floa
 
 
 def run(quick: bool) -> list[Figure]:
-    channels, live = (30, 2.0) if quick else (1000, 10.0)
-    small = run_child(3 if quick else 10, 72, RATE, 1.0)
+    channels, live = (30, 0.5) if quick else (1000, 10.0)
+    small = run_child(3 if quick else 10, 72, RATE, 0.5)
     big = run_child(channels, 72, RATE, live)
     print(json.dumps({"small": small, "big": big}), file=sys.stderr)
     return figures(big, small, RATE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -238,3 +240,32 @@ async def test_sends_are_evenly_spaced_and_lateness_does_not_add_up(
     stalled = clock.monotonic()
     await sender._slot()
     assert clock.monotonic() - stalled >= 0.5 / 28
+
+
+async def test_a_send_not_yet_answered_still_counts_against_the_second(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram counts a send when it arrives, up to its answer: 29 unanswered sends hold the 30th
+    until a second after they are answered, however slowly they were started."""
+    clock = FakeClock()
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr("bot.delivery.asyncio.sleep", sleep)
+    limits = Limits(per_second=100, in_any_second=29)
+    sender = Deliverer(server.make_bot(), store, limits=limits, clock=clock.monotonic)
+    bots.append(sender.bot)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(29):
+            await stack.enter_async_context(sender._sending())
+            clock.advance(0.5)  # slowly started: the per-second pacing alone would let the next go
+        waiting = asyncio.create_task(sender._slot())
+        for _ in range(100):
+            await real_sleep(0)
+        assert not waiting.done()
+    answered = clock.monotonic()
+    await waiting
+    assert clock.monotonic() >= answered + 1.0
