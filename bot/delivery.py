@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import html
 import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -34,7 +35,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import BufferedInputFile, LinkPreviewOptions
 
-from bot.render import fold_first, render_alert
+from bot.render import FOLD_MAX_ITEMS, fold_first, render_alert
 from core.metrics import METRICS
 from core.storage.subscriptions import SubscriptionStore
 from core.subscriptions import OutboxItem, Subscriber
@@ -50,6 +51,10 @@ _TAG = re.compile(r"<[^>]+>")
 @dataclass
 class Limits:
     per_second: int = 28  # under Telegram's ~30/s, with room for the commands' replies
+    # Never more sends than this started in the last second or not yet answered. Telegram counts a send
+    # when it arrives, somewhere between our start and its answer: whatever the network's jitter, none
+    # of its 1-s windows then holds more than this many of ours.
+    in_any_second: int = 29
     chat_interval: float = 1.0
     group_interval: float = 3.0  # 20 per minute in groups
     fold_window: float = 10.0  # after an alert, more alerts to that chat within this wait and fold
@@ -101,6 +106,7 @@ class Deliverer:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         concurrency: int = 8,
+        ahead: int = 64,
     ) -> None:
         self.bot = bot
         self.store = store
@@ -109,8 +115,11 @@ class Deliverer:
         self.wall = wall
         self.stats = Stats()
         self._slots = asyncio.Semaphore(concurrency)
+        self.ahead = ahead  # chats started ahead of their send slot: about two seconds of sends
         self._next_global = 0.0
         self._window: deque[float] = deque()
+        self._answered: deque[float] = deque()  # when the sends of the last second were answered
+        self._in_flight = 0
         self._chat_ready: dict[int, float] = {}
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -156,17 +165,30 @@ class Deliverer:
                 await asyncio.sleep(0.005)
 
     async def dispatch_round(self) -> int:
-        """Start sends for every chat that may receive now; returns how many were started."""
+        """Start sends for the chats that may receive now, the longest waiting first; returns how many.
+
+        Chats are picked before their items are read, so every due item of a picked chat is seen (and
+        folded) however long the queue, and chats still cooling down never fill the round. Chats are
+        started `ahead` at a time, refilled once half have gone: a few seconds of sends, not a query
+        per message.
+        """
+        if len(self._busy) > self.ahead // 2:
+            return 0
         busy_before = set(self._busy)  # a chat that finishes while we read has a stale row in `due`
         await self._record_unrecorded()
-        due = [i for i in await self.store.due(self.wall(), limit=500) if i.id not in self._unrecorded]
-        by_chat: dict[int, list[OutboxItem]] = {}
-        for item in due:
-            by_chat.setdefault(item.chat_id, []).append(item)
-        started = 0
         now = self.clock()
+        chats = [
+            chat_id
+            for chat_id in await self.store.due_chats(self.wall())
+            if chat_id not in busy_before and self._chat_ready.get(chat_id, 0.0) <= now
+        ][: self.ahead - len(busy_before)]
+        by_chat: dict[int, list[OutboxItem]] = {}
+        for item in await self.store.due_in(self.wall(), chats, per_chat=FOLD_MAX_ITEMS):
+            if item.id not in self._unrecorded:  # sent; only its record is late
+                by_chat.setdefault(item.chat_id, []).append(item)
+        started = 0
         for chat_id, items in by_chat.items():
-            if chat_id in self._busy or chat_id in busy_before or self._chat_ready.get(chat_id, 0.0) > now:
+            if chat_id in self._busy:
                 continue
             self._busy.add(chat_id)
             task = asyncio.create_task(self._deliver_chat(chat_id, items))
@@ -183,14 +205,33 @@ class Deliverer:
             window = self._window
             while window and window[0] <= now - 1.0:
                 window.popleft()
+            answered = self._answered
+            while answered and answered[0] <= now - 1.0:
+                answered.popleft()
             wait = max(self._next_global - now, 0.0)
             if len(window) >= self.limits.per_second:
                 wait = max(wait, window[0] + 1.0 - now)
+            if len(answered) + self._in_flight >= self.limits.in_any_second:
+                wait = max(wait, answered[0] + 1.0 - now if answered else 0.01)
             if wait <= 0:
                 window.append(now)
-                self._next_global = now + 0.5 / self.limits.per_second  # no two sends at once
+                # Evenly spaced on a schedule (bunched starts reach Telegram bunched tighter still by
+                # network jitter); a late start does not delay the next, a stall earns no burst.
+                spacing = 1.0 / self.limits.per_second
+                self._next_global = max(self._next_global, now - spacing / 2) + spacing
                 return
             await asyncio.sleep(wait)
+
+    @contextlib.asynccontextmanager
+    async def _sending(self) -> AsyncIterator[None]:
+        """A send slot held until Telegram answers (see Limits.in_any_second)."""
+        await self._slot()
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._answered.append(self.clock())
 
     async def _deliver_chat(self, chat_id: int, items: list[OutboxItem]) -> None:
         try:
@@ -323,16 +364,16 @@ class Deliverer:
         )
 
     async def _text(self, chat_id: int, text: str) -> None:
-        await self._slot()
         try:
-            await self.bot.send_message(chat_id, text, parse_mode="HTML", link_preview_options=NO_PREVIEW)
+            async with self._sending():
+                await self.bot.send_message(chat_id, text, parse_mode="HTML", link_preview_options=NO_PREVIEW)
         except TelegramBadRequest as exc:  # markup or length rejected: the words still matter
             if "parse entities" not in exc.message and "too long" not in exc.message:
                 raise
-            await self._slot()
-            await self.bot.send_message(
-                chat_id, plain(text), parse_mode=None, link_preview_options=NO_PREVIEW
-            )
+            async with self._sending():
+                await self.bot.send_message(
+                    chat_id, plain(text), parse_mode=None, link_preview_options=NO_PREVIEW
+                )
 
     async def _digest(self, chat_id: int, payload: dict[str, object]) -> None:
         """A digest: the chart as a photo with the head as its caption, then the rest as messages."""
@@ -340,11 +381,11 @@ class Deliverer:
         raw_parts = payload.get("parts")
         parts = [str(p) for p in raw_parts] if isinstance(raw_parts, list) else []
         if isinstance(photo, str) and photo:
-            await self._slot()
             picture = BufferedInputFile(base64.b64decode(photo), filename="matches.png")
-            await self.bot.send_photo(
-                chat_id, picture, caption=str(payload.get("caption", ""))[:1024], parse_mode="HTML"
-            )
+            async with self._sending():
+                await self.bot.send_photo(
+                    chat_id, picture, caption=str(payload.get("caption", ""))[:1024], parse_mode="HTML"
+                )
         for part in parts:
             await self._text(chat_id, part)
 

@@ -37,6 +37,9 @@ Clock = Callable[[], datetime]
 ProgressCallback = Callable[[int], None]
 
 MAX_BACKOFF = 300.0
+# Channels read at once. Every read holds a batch of posts (and Telethon a page of messages) until the
+# pipeline, which stores one batch at a time, takes it: 1,000 channels reading at once held ~100 MB.
+MAX_READS = 8
 
 
 class CollectorObserver(Protocol):
@@ -93,6 +96,7 @@ class Collector:
         refresh_interval: float = 1800.0,
         batch_size: int = 100,
         max_flood_wait: float = 86400.0,
+        max_reads: int = MAX_READS,
         sleep: Sleep = asyncio.sleep,
         clock: Clock = utcnow,
         observer: CollectorObserver | None = None,
@@ -110,6 +114,7 @@ class Collector:
         self.clock = clock
         self.observer: CollectorObserver = observer or NoObserver()
         self.watch_requests = watch_requests  # operators' /watch, written by the bot process
+        self._reads = asyncio.Semaphore(max_reads)
         self._watched: set[int] = set()
         self._last_refresh: dict[int, datetime] = {}
 
@@ -271,7 +276,8 @@ class Collector:
         backoff = 5.0
         while True:
             try:
-                posts = await self.run_channel_once(channel_id)
+                async with self._reads:
+                    posts = await self.run_channel_once(channel_id)
                 channel = await self._channel(channel_id)
                 if channel.status != ChannelStatus.ACTIVE:
                     await self.archive.set_channel_status(channel_id, ChannelStatus.ACTIVE)

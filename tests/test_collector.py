@@ -345,3 +345,54 @@ async def test_operators_watch_requests_are_served(
     assert closed[good.id].status == WatchStatus.DONE and closed[good.id].channel_id == CHANNEL
     assert closed[bad.id].status == WatchStatus.FAILED and "no channel" in (closed[bad.id].error or "")
     assert await collector.serve_watch_requests() == 0
+
+
+class CountingClient(FakeTelegramClient):
+    """Counts the history reads in progress at once; each read yields to the loop between messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = 0
+        self.most = 0
+
+    def iter_messages(self, entity, limit=None, **kwargs):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        inner = super().iter_messages(entity, limit, **kwargs)
+
+        async def counted():  # type: ignore[no-untyped-def]
+            self.reading += 1
+            self.most = max(self.most, self.reading)
+            try:
+                async for message in inner:
+                    await asyncio.sleep(0)
+                    yield message
+            finally:
+                self.reading -= 1
+
+        return counted()
+
+
+async def test_at_most_max_reads_channels_are_read_at_once(
+    archive: SqliteArchive, pipeline: Pipeline
+) -> None:
+    """Every read holds a batch until the pipeline takes it: 1,000 channels at once held ~60 MB."""
+    import asyncio
+
+    client = CountingClient()
+    channels = range(2001, 2013)
+    for channel_id in channels:
+        client.add_channel(make_channel(channel_id, f"c{channel_id}", "C"), history(30, channel_id))
+    collector = Collector(archive, TelethonSource(client), pipeline, poll_interval=60, max_reads=3)
+    for channel_id in channels:
+        await collector.add_channel(parse_channel_ref(f"@c{channel_id}"), backfill=30)
+    stop = asyncio.Event()
+    task = asyncio.create_task(collector.run(stop))
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if await archive.count_posts() == 30 * len(channels):
+            break
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert await archive.count_posts() == 30 * len(channels)  # every channel read in full
+    assert client.most == 3

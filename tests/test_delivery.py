@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from aiogram import Bot
@@ -14,6 +17,7 @@ from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import AlertRecord, SubscriptionStore
 from core.subscriptions import Subscriber
 from tests.fakes.botapi import FakeBotAPI
+from tests.fakes.clock import FakeClock
 
 NOW = datetime.now(UTC)
 
@@ -186,3 +190,82 @@ async def test_an_unforeseen_error_is_retried_then_given_up(
     await sender.drain(within=15)
     assert await store.outbox_counts() == {"failed": 1}
     assert len([c for c in server.calls if c.method.lower() == "sendmessage"]) == 3
+
+
+async def test_one_chats_backlog_does_not_hold_up_the_others(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot]
+) -> None:
+    """Chats are picked before their items are read: 600 alerts queued first for one chat leave room
+    for the chat queued after them, and the long queue still folds into full messages."""
+    await store.upsert_subscriber(7, 7, "en")
+    payload = {"channel": "@kz_news", "channel_title": "KZ News", "url": "https://t.me/kz_news/1",
+               "date": NOW.isoformat(), "lang": "en", "queries": ["protest"], "snippet": "Protest",
+               "spans": [[0, 7]], "edited": False, "also_in": []}  # fmt: skip
+    backlog = [AlertRecord(7, 7, 1, n, f"1:{n}", (), payload, True, time.time()) for n in range(600)]
+    await store.record_alerts(backlog)
+    await queue(store, 8, "2:1")
+    assert await store.due_chats(NOW + timedelta(minutes=1)) == [7, 8]
+    firsts = await store.due_in(NOW + timedelta(minutes=1), [7, 8], per_chat=10)
+    assert [i.chat_id for i in firsts] == [7] * 10 + [8]
+    sender = deliverer(server, store, bots)
+    assert await sender.dispatch_round() == 2
+    await sender.drain(within=1)
+    assert len(server.sent("sendMessage", chat_id=8)) == 1
+    assert "10 new matches" in server.sent("sendMessage", chat_id=7)[0].text
+
+
+async def test_sends_are_evenly_spaced_and_lateness_does_not_add_up(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+
+    async def late_sleep(seconds: float) -> None:  # every wake-up comes 3 ms late
+        clock.advance(seconds + 0.003)
+
+    monkeypatch.setattr("bot.delivery.asyncio.sleep", late_sleep)
+    sender = Deliverer(server.make_bot(), store, limits=Limits(per_second=28), clock=clock.monotonic)
+    bots.append(sender.bot)
+    starts = []
+    for _ in range(85):
+        await sender._slot()
+        starts.append(clock.monotonic())
+    gaps = [b - a for a, b in pairwise(starts)]
+    assert max(sum(1 for t in starts if s <= t < s + 1.0) for s in starts) <= 28
+    # spread over the second, not bunched at its start: jitter on the way would bunch them tighter still
+    assert max(sum(1 for t in starts if s <= t < s + 0.5) for s in starts) <= 15
+    assert min(gaps) >= 0.5 / 28
+    assert starts[-1] - starts[0] < 84 / 28 + 0.01  # the 3 ms late wake-ups do not add up
+    clock.advance(5.0)  # a stalled loop earns no burst
+    await sender._slot()
+    stalled = clock.monotonic()
+    await sender._slot()
+    assert clock.monotonic() - stalled >= 0.5 / 28
+
+
+async def test_a_send_not_yet_answered_still_counts_against_the_second(
+    server: FakeBotAPI, store: SubscriptionStore, bots: list[Bot], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Telegram counts a send when it arrives, up to its answer: 29 unanswered sends hold the 30th
+    until a second after they are answered, however slowly they were started."""
+    clock = FakeClock()
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr("bot.delivery.asyncio.sleep", sleep)
+    limits = Limits(per_second=100, in_any_second=29)
+    sender = Deliverer(server.make_bot(), store, limits=limits, clock=clock.monotonic)
+    bots.append(sender.bot)
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(29):
+            await stack.enter_async_context(sender._sending())
+            clock.advance(0.5)  # slowly started: the per-second pacing alone would let the next go
+        waiting = asyncio.create_task(sender._slot())
+        for _ in range(100):
+            await real_sleep(0)
+        assert not waiting.done()
+    answered = clock.monotonic()
+    await waiting
+    assert clock.monotonic() >= answered + 1.0

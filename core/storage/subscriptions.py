@@ -313,6 +313,29 @@ class SubscriptionStore:
         )
         return [_outbox(r) for r in found]
 
+    async def due_chats(self, now: datetime) -> list[int]:
+        """Chats with something due, the one waiting longest first."""
+        found = await self.archive._all(
+            "SELECT chat_id FROM outbox WHERE status = 'pending' AND not_before <= ? "
+            "GROUP BY chat_id ORDER BY MIN(id)",
+            (rows.ts(now),),
+        )
+        return [r[0] for r in found]
+
+    async def due_in(self, now: datetime, chat_ids: Sequence[int], per_chat: int) -> list[OutboxItem]:
+        """What is due for these chats, oldest first, at most `per_chat` items each."""
+        if not chat_ids:
+            return []
+        marks = ", ".join("?" * len(chat_ids))
+        found = await self.archive._all(
+            f"SELECT {OUTBOX_COLUMNS} FROM (SELECT {OUTBOX_COLUMNS}, "
+            "ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS n FROM outbox "
+            f"WHERE status = 'pending' AND not_before <= ? AND chat_id IN ({marks})) "
+            "WHERE n <= ? ORDER BY id",
+            (rows.ts(now), *chat_ids, per_chat),
+        )
+        return [_outbox(r) for r in found]
+
     async def next_due(self) -> datetime | None:
         row = await self.archive._one("SELECT MIN(not_before) FROM outbox WHERE status = 'pending'")
         return rows.dt(row[0]) if row and row[0] is not None else None
