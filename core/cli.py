@@ -19,6 +19,7 @@ from core import __version__
 from core.langid import make_detector
 from core.models import Channel, PostFilter
 from core.pipeline import Pipeline
+from core.redaction import Redactor, configure_logging
 from core.settings import ConfigError, Settings, load_settings
 from core.storage import Archive, open_archive
 
@@ -575,11 +576,20 @@ async def keep_bot_running(settings: Settings, archive: Archive) -> None:
 
 async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_bot_token()
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
     from bot.app import run_bot
     from core.metrics import serve_metrics
 
     async with opened(settings) as archive, serve_metrics(settings, archive):  # when METRICS_PORT is set
-        await run_bot(settings, archive)
+        try:
+            await run_bot(settings, archive)
+        except TelegramUnauthorizedError:  # only at start: polling retries later failures itself
+            raise UserError(
+                "the Bot API refused BOT_TOKEN (401 Unauthorized): check the token @BotFather gave you"
+            ) from None
+        except TelegramNetworkError as exc:  # the message comes with the token cut out (bot.session)
+            raise UserError(f"cannot reach the Bot API at {settings.bot_api_url}: {exc.message}") from None
     return 0
 
 
@@ -621,26 +631,22 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
     err = stderr or sys.stderr
     args = build_parser().parse_args(protect_exclusions(sys.argv[1:] if argv is None else argv))
     name = args.command + (f" {args.action}" if getattr(args, "action", None) else "")
+    redact = Redactor(())
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=logging.DEBUG
-            if args.verbose
-            else getattr(logging, settings.log_level.upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-            stream=err,
-            force=True,
-        )
-        logging.getLogger("telethon").setLevel(logging.WARNING)
+        level = logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), logging.INFO)
+        redact = configure_logging(settings, level, err)
         code: int = asyncio.run(COMMANDS[name](settings, args))
         return code
     except (ConfigError, UserError) as exc:
-        print(f"tgmon: {exc}", file=err)
+        print(redact(f"tgmon: {exc}"), file=err)
         return 2
     except (ConnectionError, TimeoutError) as exc:
         print(
-            f"tgmon: the connection to Telegram was lost ({exc}); progress so far is saved, run again to "
-            "resume",
+            redact(
+                f"tgmon: the connection to Telegram was lost ({exc}); progress so far is saved, run again to "
+                "resume"
+            ),
             file=err,
         )
         return 1
@@ -650,6 +656,10 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
     except KeyboardInterrupt:
         print("tgmon: interrupted; progress so far is saved", file=err)
         return 130
+    except Exception:  # a bug: the traceback goes through the log, where secrets are redacted
+        log.critical("tgmon_crashed command=%s", name, exc_info=True)
+        print("tgmon: unexpected error (details above); please report it", file=err)
+        return 1
 
 
 if __name__ == "__main__":

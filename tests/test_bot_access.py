@@ -482,7 +482,7 @@ async def test_search_buttons_work_only_for_their_owner(archived: Env) -> None:
     answer, texts = await env.press(data, env.session._next_id, user=OPERATOR)
     assert answer == "This search has expired: send /search again." and texts == []
     answer, texts = await env.press(data, env.session._next_id, user=SUBSCRIBER)  # no role at all
-    assert answer == "This button is out of date: send the command again." and texts == []
+    assert answer == "Not allowed." and texts == []
     answer, _ = await env.press(data.rsplit(":", 1)[0] + ":99", env.session._next_id, user=ANALYST)
     assert answer == "This search has expired: send /search again."
 
