@@ -19,7 +19,6 @@ __all__ = [
     "PRIVILEGED",
     "PRIVILEGED_BUTTONS",
     "PRIVILEGED_COMMANDS",
-    "PRIVILEGED_PREFIXES",
     "HasRole",
     "RoleReader",
 ]
@@ -33,7 +32,6 @@ PRIVILEGED: Final[Mapping[Role, tuple[str, ...]]] = {
 PRIVILEGED_COMMANDS: Final = tuple(command for commands in PRIVILEGED.values() for command in commands)
 # the callback-data prefixes of each role router's buttons; pressed by anyone else: refused and audited
 PRIVILEGED_BUTTONS: Final[Mapping[Role, tuple[str, ...]]] = {Role.ANALYST: ("s1", "x1")}
-PRIVILEGED_PREFIXES: Final = tuple(f"{p}:" for prefixes in PRIVILEGED_BUTTONS.values() for p in prefixes)
 
 
 class RoleReader(Protocol):

@@ -9,7 +9,7 @@ from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
-from bot.filters import PRIVILEGED_COMMANDS, PRIVILEGED_PREFIXES, HasRole
+from bot.filters import PRIVILEGED_BUTTONS, PRIVILEGED_COMMANDS, HasRole
 from bot.middlewares import AuditMiddleware, audit_detail
 from bot.services.subscribers import ServiceError
 from bot.texts import Html, Translator, escape
@@ -153,5 +153,7 @@ def build_denied_router() -> Router:
     """Every privileged command that no role router took: include after those routers, before start."""
     router = Router(name="denied")
     router.message.register(on_denied, Command(*PRIVILEGED_COMMANDS))
-    router.callback_query.register(on_denied_button, F.data.startswith(PRIVILEGED_PREFIXES))
+    for role, prefixes in PRIVILEGED_BUTTONS.items():  # a role holder's malformed button: "out of date"
+        data = F.data.startswith(tuple(f"{prefix}:" for prefix in prefixes))
+        router.callback_query.register(on_denied_button, data, ~HasRole(role))
     return router
