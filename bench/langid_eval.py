@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.common import FIXTURES, SHARED_DATA, Figure
 from core.langid import (
     ENGINES,
     MIN_CJK_LETTERS,
@@ -32,7 +33,8 @@ from core.langid import (
     letter_counts,
 )
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "langid"
+DEFAULT_DATA = SHARED_DATA / "langid"
+FIXTURE_DATA = FIXTURES / "langid"  # a few sentences of our own, for a machine without ../shared
 KINDS = ("sentences", "word-pairs")
 LETTER_BUCKETS: tuple[tuple[int, int], ...] = (*((n, n) for n in range(1, 13)), (13, 15), (16, 20), (21, 99))
 CJK_BUCKETS: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 6))
@@ -78,7 +80,7 @@ def make(engine: str) -> Engine:
     return FastTextDetector() if engine == "fasttext" else LangdetectDetector()
 
 
-def run(det: Engine, gold: str, texts: Iterable[str]) -> Tally:
+def evaluate(det: Engine, gold: str, texts: Iterable[str]) -> Tally:
     tally = Tally()
     clock = time.perf_counter
     for text in texts:
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         load_s[engine] = time.perf_counter() - t0
         supported[engine] = det.languages()
         results[engine] = {
-            kind: {lang: run(det, lang, load(data, kind, lang, args.limit)) for lang in langs}
+            kind: {lang: evaluate(det, lang, load(data, kind, lang, args.limit)) for lang in langs}
             for kind in KINDS
         }
 
@@ -259,6 +261,42 @@ def main(argv: list[str] | None = None) -> None:
                 cells.append(f"{pct(c / n) if n else '-'} ({n})")
                 cells.append(f"{pct(cc / nc) if nc else '-'} ({pct(nc / n) if n else '-'})")
             print(f"| {label(b)} | {' | '.join(cells)} |")
+
+
+def run(quick: bool) -> list[Figure]:
+    """Section "langid": texts/s and sentence accuracy per engine; langdetect is the baseline."""
+    data = DEFAULT_DATA if (DEFAULT_DATA / "sentences").is_dir() else FIXTURE_DATA
+    limit = 20 if quick else None
+    langs = sorted(p.stem for p in (data / "sentences").glob("*.txt"))
+    texts = {lang: load(data, "sentences", lang, limit) for lang in langs}
+    per_lang: dict[str, dict[str, Tally]] = {}
+    supported: dict[str, frozenset[str]] = {}
+    for engine in ENGINES:
+        det = make(engine)
+        det.detect("warm-up text to load the model")
+        supported[engine] = det.languages()
+        per_lang[engine] = {lang: evaluate(det, lang, texts[lang]) for lang in langs}
+    common = [lang for lang in langs if all(lang in supported[e] for e in ENGINES)]
+
+    def total(engine: str, only: list[str]) -> Tally:
+        tally = Tally()
+        for lang in only:
+            tally.add(per_lang[engine][lang])
+        return tally
+
+    fast, base = total("fasttext", langs), total("langdetect", langs)
+    fast_common, base_common = total("fasttext", common), total("langdetect", common)
+    where = f"{fast.total} sentences, {len(langs)} languages"
+    if data == FIXTURE_DATA:
+        where += " (fixtures)"
+    return [
+        Figure("langid", "fastText texts/s", fast.total / fast.seconds, "texts/s", "langdetect",
+               base.total / base.seconds, note=where),
+        Figure("langid", "fastText accuracy, all languages", 100 * fast.acc, "%", "langdetect",
+               100 * base.acc, note="und and unsupported languages count as wrong"),
+        Figure("langid", "fastText accuracy, languages both output", 100 * fast_common.acc, "%",
+               "langdetect", 100 * base_common.acc, note=f"{len(common)} languages"),
+    ]  # fmt: skip
 
 
 if __name__ == "__main__":

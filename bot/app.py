@@ -12,7 +12,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 
 from bot.delivery import Deliverer, Limits
@@ -118,7 +118,7 @@ async def on_error(event: ErrorEvent) -> bool:
             await update.message.answer(ERROR_TEXT)
         elif update.callback_query is not None:
             await update.callback_query.answer(ERROR_TEXT[: ERROR_TEXT.index("\n")])
-    except TelegramAPIError as error:
+    except (TelegramAPIError, ClientDecodeError) as error:
         log.warning("error_reply_failed update=%s error=%s", update.update_id, error)
     return True
 
@@ -150,7 +150,7 @@ async def run_bot(settings: Settings, archive: Archive, digests: DigestSender | 
     try:
         try:
             await set_commands(bot)
-        except TelegramAPIError as error:  # a menu is nice to have; the bot works without it
+        except (TelegramAPIError, ClientDecodeError) as error:  # a menu is nice to have, not a need
             log.warning("set_commands_failed error=%s", error)
         dispatcher = build_dispatcher(
             archive,

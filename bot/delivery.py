@@ -2,7 +2,11 @@
 
 Limits: about 30 messages per second overall, one per second per chat (a group: 20 per minute).
 A message is marked sent right after Telegram accepts it, so a restart repeats at most the message
-that was in flight when the process died.
+that was in flight when the process died (or one the database could not mark sent: kept in memory
+and recorded when the database takes writes again).
+Every fault ends: 5xx, timeouts, resets and garbled answers are retried with backoff up to
+`max_attempts`, 429s are obeyed until the message is `give_up_after` old, then it is `failed` with
+the reason in the outbox.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
@@ -37,6 +42,7 @@ from core.subscriptions import OutboxItem, Subscriber
 log = logging.getLogger("tgmon.delivery")
 
 MAX_ATTEMPTS = 10
+MAX_REASON = 300  # characters of an error kept in the outbox (a proxy's error page can be long)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -49,6 +55,7 @@ class Limits:
     fold_window: float = 10.0  # after an alert, more alerts to that chat within this wait and fold
     retry_base: float = 2.0  # seconds before the first retry after a 5xx or a timeout; doubles each time
     max_attempts: int = MAX_ATTEMPTS
+    give_up_after: float = 86400.0  # seconds since queued: a message still throttled (429) then is failed
 
 
 @dataclass
@@ -108,6 +115,7 @@ class Deliverer:
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        self._unrecorded: dict[int, float] = {}  # outbox id → sent at: Telegram took it, the database did not
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
@@ -150,7 +158,8 @@ class Deliverer:
     async def dispatch_round(self) -> int:
         """Start sends for every chat that may receive now; returns how many were started."""
         busy_before = set(self._busy)  # a chat that finishes while we read has a stale row in `due`
-        due = await self.store.due(self.wall(), limit=500)
+        await self._record_unrecorded()
+        due = [i for i in await self.store.due(self.wall(), limit=500) if i.id not in self._unrecorded]
         by_chat: dict[int, list[OutboxItem]] = {}
         for item in due:
             by_chat.setdefault(item.chat_id, []).append(item)
@@ -227,6 +236,11 @@ class Deliverer:
         except TelegramRetryAfter as exc:
             self.stats.too_many += 1
             wait = float(exc.retry_after)
+            oldest = min(i.created_at for i in items)
+            if (self.wall() - oldest).total_seconds() + wait > self.limits.give_up_after:
+                await self._give_up(items, f"still throttled (429 retry after {wait:g}) after "
+                                           f"{self.limits.give_up_after:g} s in the queue")  # fmt: skip
+                return
             self._chat_ready[chat_id] = self.clock() + wait
             self._next_global = max(self._next_global, self.clock() + min(wait, 1.0))
             await self.store.mark_retry(
@@ -243,13 +257,14 @@ class Deliverer:
             if "chat not found" in exc.message.lower():
                 await self.store.deactivate(subscriber.id, exc.message)
                 return
-            self.stats.failed += 1
-            METRICS.delivery_failed(kind, len(ids))
-            await self.store.mark_failed(ids, exc.message)
             log.warning("delivery_rejected chat=%s error=%s", chat_id, exc.message)
+            await self._give_up(items, exc.message)
             return
         except (TelegramServerError, TelegramNetworkError, TimeoutError, OSError) as exc:
             await self._retry_later(items, f"{type(exc).__name__}: {exc}")
+            return
+        except ClientDecodeError as exc:  # not the Bot API's JSON: a proxy's error page, a cut answer
+            await self._retry_later(items, f"not a Bot API answer: {_first_line(exc.data)}")
             return
         except Exception as exc:  # anything unforeseen: retried with backoff, given up after MAX_ATTEMPTS
             log.exception("delivery_error chat=%s", chat_id)
@@ -257,7 +272,7 @@ class Deliverer:
             await self._retry_later(items, f"{type(exc).__name__}: {exc}")
             return
         sent_at = time.time()
-        await self.store.mark_sent(ids, sent_at)
+        await self._mark_sent(ids, sent_at)
         self.stats.sent += len(ids)
         latencies = [sent_at - i.stored_at for i in items if i.stored_at]
         self.stats.latencies += latencies
@@ -267,12 +282,38 @@ class Deliverer:
             interval = max(interval, self.limits.fold_window)
         self._chat_ready[chat_id] = self.clock() + interval
 
+    async def _mark_sent(self, ids: list[int], sent_at: float) -> None:
+        """Record a send; when the database refuses (locked, disk full), remember it and try again at
+        the next round, so the message is not sent twice."""
+        try:
+            await self.store.mark_sent(ids, sent_at)
+        except Exception as exc:
+            log.warning("delivery_unrecorded ids=%s error=%s", ids, exc)
+            self._unrecorded.update(dict.fromkeys(ids, sent_at))
+
+    async def _record_unrecorded(self) -> None:
+        by_time: dict[float, list[int]] = {}
+        for outbox_id, sent_at in self._unrecorded.items():
+            by_time.setdefault(sent_at, []).append(outbox_id)
+        for sent_at, ids in by_time.items():
+            try:
+                await self.store.mark_sent(ids, sent_at)
+            except Exception as exc:  # still refused: the next round tries again
+                log.warning("delivery_unrecorded ids=%s error=%s", ids, exc)
+                return
+            for outbox_id in ids:
+                del self._unrecorded[outbox_id]
+
+    async def _give_up(self, items: Sequence[OutboxItem], error: str) -> None:
+        self.stats.failed += len(items)
+        METRICS.delivery_failed(items[0].kind, len(items))
+        await self.store.mark_failed([i.id for i in items], error[:MAX_REASON])
+
     async def _retry_later(self, items: Sequence[OutboxItem], error: str) -> None:
+        error = error[:MAX_REASON]
         attempts = max(i.attempts for i in items) + 1
         if attempts >= self.limits.max_attempts:
-            self.stats.failed += len(items)
-            METRICS.delivery_failed(items[0].kind, len(items))
-            await self.store.mark_failed([i.id for i in items], error)
+            await self._give_up(items, f"gave up after {attempts} attempts: {error}")
             return
         self.stats.retried += 1
         backoff = min(self.limits.retry_base * 2.0 ** (attempts - 1), 300.0)
@@ -306,3 +347,11 @@ class Deliverer:
             )
         for part in parts:
             await self._text(chat_id, part)
+
+
+def _first_line(data: object) -> str:
+    """The gist of an answer that was not JSON: an HTML page's title, or its first line."""
+    text = str(data).strip()
+    if match := re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL):
+        return match.group(1).strip()
+    return text.splitlines()[0][:200] if text else "(empty)"

@@ -16,6 +16,8 @@ from typing import Protocol
 
 from collectors.refs import ChannelRef, ChannelRefError, parse_channel_ref
 from collectors.source import (
+    ChannelInfo,
+    ChannelMismatch,
     ChannelUnavailable,
     DeletedPosts,
     EditedPost,
@@ -118,6 +120,10 @@ class Collector:
     ) -> Channel:
         """Resolve and watch a channel; raises ChannelUnavailable with a clear reason."""
         info = await self.source.resolve(ref)
+        if ref.username:
+            named = await self.archive.get_channel(ref.username)
+            if named is not None and named.id != info.id:
+                await self._name_changed_hands(ref.username, named, info)
         existing = await self.archive.get_channel(info.id)
         await self.archive.upsert_channel(
             info.id, info.username, info.title, access_hash=info.access_hash, watched=True
@@ -139,6 +145,30 @@ class Collector:
         assert channel is not None
         log.info("channel_added id=%s ref=%s backfill=%s since=%s", info.id, ref, backfill, since)
         return channel
+
+    async def _name_changed_hands(self, name: str, old: Channel, new: ChannelInfo) -> None:
+        """@name now names another channel than the archived one: never watch it in the old one's place.
+        The old channel is looked up by id: renamed, it keeps being read under its new name; gone, it
+        is marked (operators are told by the health monitor). Always raises ChannelMismatch."""
+        reason = (
+            f"@{name} now belongs to another channel, {new.title!r} (id {new.id}), "
+            f"not the archived @{name} (id {old.id})"
+        )
+        self.source.remember(old.id, old.access_hash)
+        try:
+            current = await self.source.resolve(ChannelRef(channel_id=old.id))
+        except ChannelUnavailable as exc:
+            status = ChannelStatus.ERROR if old.watched else old.status
+            error = f"{reason}; the old one is gone: {exc}"
+            await self.archive.set_channel_status(old.id, status, error=error)
+        else:
+            await self.archive.upsert_channel(
+                old.id, current.username, current.title, access_hash=current.access_hash
+            )
+            if current.username:
+                reason += f", which is now @{current.username}"
+        log.warning("channel_name_changed_hands name=%s old=%s new=%s", name, old.id, new.id)
+        raise ChannelMismatch(f"{reason}; not watched. To watch the new channel, add it by id: -100{new.id}")
 
     # reading
 
@@ -228,6 +258,7 @@ class Collector:
     async def run_channel_once(self, channel_id: int) -> int:
         """One round for one channel: finish a backfill, catch up, refresh counters when due.
         Returns how many posts the backfill and the catch-up read."""
+        await self.pipeline.hand_over_pending()  # alerts a locked or full database refused last time
         posts = await self.backfill(channel_id)
         posts += await self.catch_up(channel_id)
         last = self._last_refresh.get(channel_id)

@@ -32,6 +32,10 @@ class ChannelUnavailable(Exception):
     """The channel is private, deleted, banned, not a channel, or its username is gone."""
 
 
+class ChannelMismatch(ChannelUnavailable):
+    """Reading one channel gave another's posts, or its @name now names another channel."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
     id: int
@@ -110,7 +114,7 @@ class TelethonSource:
         self._entities: dict[int, Any] = {}
 
     async def resolve(self, ref: ChannelRef) -> ChannelInfo:
-        target: Any = ref.username if ref.username else types.PeerChannel(ref.channel_id or 0)
+        target: Any = ref.username if ref.username else self._peer(ref.channel_id or 0)
         try:
             entity = await self.client.get_entity(target)
         except ValueError as exc:  # Telethon: "No user has … as username" / not in the session cache
@@ -151,7 +155,10 @@ class TelethonSource:
             ):
                 raw = message_to_raw(message)
                 if raw is not None:
+                    _check_channel(channel_id, raw)
                     yield raw
+        except ChannelMismatch:
+            raise
         except Exception as exc:
             raise translate_error(exc) from None
 
@@ -171,6 +178,7 @@ class TelethonSource:
             if message is None or isinstance(message, types.MessageEmpty):
                 result[wanted] = None  # Telegram says it is gone
             elif (raw := message_to_raw(message)) is not None:
+                _check_channel(channel_id, raw)
                 result[raw.message_id] = raw
         return result
 
@@ -183,6 +191,15 @@ class TelethonSource:
                 await callback(event)
 
         self.client.add_event_handler(on_raw, events.Raw)
+
+
+def _check_channel(channel_id: int, raw: RawPost) -> None:
+    """Never file one channel's posts under another's id (a stale entity, a name that changed hands)."""
+    if raw.channel_id != channel_id:
+        raise ChannelMismatch(
+            f"reading channel {channel_id} gave posts of channel {raw.channel_id}: "
+            "Telegram now knows this channel as another one; nothing was stored"
+        )
 
 
 def update_to_event(update: Any) -> SourceEvent | None:
@@ -200,6 +217,7 @@ def update_to_event(update: Any) -> SourceEvent | None:
 
 __all__ = [
     "ChannelInfo",
+    "ChannelMismatch",
     "ChannelUnavailable",
     "DeletedPosts",
     "EditedPost",

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -559,16 +560,24 @@ async def cmd_collect(settings: Settings, args: argparse.Namespace, with_bot: bo
     return await with_collector(settings, body)
 
 
-async def keep_bot_running(settings: Settings, archive: Archive) -> None:
-    """In `tgmon run` a bot failure must not stop the collector: log it and start the bot again."""
+async def keep_bot_running(
+    settings: Settings, archive: Archive, *, alone: bool = False, first_delay: float = 5.0
+) -> None:
+    """A bot failure (Telegram unreachable at start, an unexpected error) stops neither `tgmon run`'s
+    collector nor `tgmon bot`: log it and start the bot again. Alone, a token Telegram refuses ends it."""
+    from aiogram.exceptions import TelegramUnauthorizedError
+
     from bot.app import run_bot
 
-    delay = 5.0
+    delay = first_delay
     while True:
         try:
             await run_bot(settings, archive)
             return
-        except Exception:
+        except Exception as exc:
+            if alone and isinstance(exc, TelegramUnauthorizedError):
+                refused = f"Telegram refused BOT_TOKEN ({exc.message}): check it with @BotFather"
+                raise UserError(refused) from None
             log.exception("bot_failed restart_in=%ss", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 300.0)
@@ -576,20 +585,10 @@ async def keep_bot_running(settings: Settings, archive: Archive) -> None:
 
 async def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
     settings.require_bot_token()
-    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
-
-    from bot.app import run_bot
     from core.metrics import serve_metrics
 
     async with opened(settings) as archive, serve_metrics(settings, archive):  # when METRICS_PORT is set
-        try:
-            await run_bot(settings, archive)
-        except TelegramUnauthorizedError:  # only at start: polling retries later failures itself
-            raise UserError(
-                "the Bot API refused BOT_TOKEN (401 Unauthorized): check the token @BotFather gave you"
-            ) from None
-        except TelegramNetworkError as exc:  # the message comes with the token cut out (bot.session)
-            raise UserError(f"cannot reach the Bot API at {settings.bot_api_url}: {exc.message}") from None
+        await keep_bot_running(settings, archive, alone=True)
     return 0
 
 
@@ -627,6 +626,25 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
 }
 
 
+def database_trouble(exc: sqlite3.OperationalError) -> str:
+    """One line for a database that refused a write; each write is one transaction, so the one that
+    failed left nothing behind and what was committed before it stays."""
+    from core.storage.sqlite import BUSY_TIMEOUT_MS
+
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return (
+            f"the database is locked by another process (waited {BUSY_TIMEOUT_MS / 1000:g} s); nothing "
+            "half-written was kept: run again when it is free"
+        )
+    if "full" in text:
+        return (
+            "the disk holding the database is full; the write in progress was rolled back and what was "
+            "saved before it is kept: free some space and run again"
+        )
+    return f"the database failed ({text}); the write in progress was rolled back: run again"
+
+
 def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int:
     err = stderr or sys.stderr
     args = build_parser().parse_args(protect_exclusions(sys.argv[1:] if argv is None else argv))
@@ -649,6 +667,10 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
             ),
             file=err,
         )
+        return 1
+    except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, I/O error
+        print(redact(f"tgmon: {database_trouble(exc)}"), file=err)
+        log.debug("database_error", exc_info=True)
         return 1
     except BrokenPipeError:  # the reader went away (`tgmon export | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit

@@ -149,6 +149,9 @@ class Pipeline:
         self._stories_loaded = False
         # One batch at a time: the stored hashes read below must not race another batch of this process.
         self._lock = asyncio.Lock()
+        # Stored posts whose handover failed (the database locked or full): retried before the next,
+        # since a stored post is never handed over again by a later read of it.
+        self._unsent: list[Handover] = []
 
     async def ingest(
         self,
@@ -160,13 +163,27 @@ class Pipeline:
         """Process and store one batch in one transaction; hand new and edited posts over for alerts."""
         async with self._lock:
             result = await self._store([normalise(raw) for raw in raws], progress)
+        items: list[Handover] = []
         if alerts and (result.new or result.edited):
             index = await self.queries.current() if self.queries is not None else None
             items = [_handover(index, p, edited=False) for p in result.new if p.service_action is None]
             items += [_handover(index, p, edited=True) for p in result.edited if p.service_action is None]
-            if items:
-                await self.sink.hand_over(items)
+        await self._hand_over(items)
         return result
+
+    async def hand_over_pending(self) -> None:
+        """Retry a handover that failed; the collector calls it every round."""
+        await self._hand_over([])
+
+    async def _hand_over(self, items: list[Handover]) -> None:
+        pending, self._unsent = self._unsent + items, []
+        if not pending:
+            return
+        try:
+            await self.sink.hand_over(pending)
+        except BaseException:
+            self._unsent = pending + self._unsent
+            raise
 
     async def _store(self, posts: list[RawPost], progress: ChannelProgress | None) -> SaveResult:
         hashes = [content_hash(raw) for raw in posts]

@@ -8,8 +8,9 @@
 The server speaks the Bot API wire format (``/bot{token}/{method}``, multipart, form, query or JSON
 bodies; ``{"ok": ..., "result"/"error_code"/"description"/"parameters"}`` answers) and answers the way
 api.telegram.org does for the methods tgmon uses, including its validation errors. Faults are injected
-per method (and optionally per chat): errors, 429 with ``retry_after``, blocked users, slow answers and
-reset connections. Every call is recorded with its arrival time, so tests can also check rate limits.
+per method (and optionally per chat): errors, 429 with ``retry_after``, blocked users, slow answers,
+reset connections, a proxy's HTML error page instead of JSON, and answers cut off half-way. Every call
+is recorded with its arrival time, so tests can also check rate limits.
 
 Behaviour copied from the real server, which may surprise a test author:
 - ``getUpdates`` with ``allowed_updates`` drops queued updates of other types, as Telegram does.
@@ -19,7 +20,8 @@ Behaviour copied from the real server, which may surprise a test author:
 - Editing a message to identical content is a 400 ("message is not modified: ...").
 - A callback query may be answered once; an unknown or answered id is a 400 ("query is too old ...").
 - A delayed call is still carried out after the client gave up waiting (recorded with status 200),
-  just as a real send may be delivered although the request timed out.
+  just as a real send may be delivered although the request timed out. So is a call whose answer is
+  cut off (``cut_response``): the client sees a broken connection, the chat has the message.
 """
 
 from __future__ import annotations
@@ -499,7 +501,7 @@ class _Request:
 
 @dataclass(slots=True)
 class _Fault:
-    kind: Literal["error", "delay", "reset"]
+    kind: Literal["error", "delay", "reset", "html", "cut"]
     method: str  # "*" matches every method
     times: int | None  # None: forever
     chat_id: int | str | None = None
@@ -765,6 +767,18 @@ class FakeBotAPI:
         """Close the connection without answering the next ``times`` matching calls (not carried out)."""
         self._faults.append(_Fault("reset", method, times, _norm_chat(chat_id)))
 
+    def html_error(
+        self, method: str, status: int = 502, times: int | None = 1, chat_id: int | str | None = None
+    ) -> None:
+        """Answer the next ``times`` matching calls with a proxy's HTML error page (not carried out),
+        as nginx in front of api.telegram.org does when the backend is down."""
+        self._faults.append(_Fault("html", method, times, _norm_chat(chat_id), status=status))
+
+    def cut_response(self, method: str, times: int | None = 1, chat_id: int | str | None = None) -> None:
+        """Carry out the next ``times`` matching calls, then drop the connection half-way through the
+        answer: the client gets a network error for a call that did happen."""
+        self._faults.append(_Fault("cut", method, times, _norm_chat(chat_id)))
+
     def clear_faults(self) -> None:
         self._faults.clear()
         self._blocked.clear()
@@ -853,6 +867,10 @@ class FakeBotAPI:
                 return web.Response(status=HTTPStatus.INTERNAL_SERVER_ERROR)  # never reaches the client
             if (slow := self._take_fault("delay", method, chat_id)) is not None:
                 await self._sleep(slow.seconds)
+            if (page := self._take_fault("html", method, chat_id)) is not None:
+                self._record(Call(method, params, files, at, page.status))
+                text = _html_page(page.status)
+                return web.Response(status=page.status, text=text, content_type="text/html")
             self._check_token(token)
             if (fault := self._take_fault("error", method, chat_id)) is not None:
                 parameters = {"retry_after": fault.retry_after} if fault.retry_after is not None else None
@@ -876,6 +894,8 @@ class FakeBotAPI:
         if isinstance(result, _Answer):
             body = {"ok": True, "result": result.result, "description": result.description}
         self._record(Call(method, params, files, at, 200, body))
+        if self._take_fault("cut", method, params.get("chat_id")) is not None:
+            return await _cut_short(request, body)
         return web.json_response(body)
 
     def _record(self, call: Call) -> None:
@@ -1269,6 +1289,26 @@ class FakeBotAPI:
 
 # --------------------------------------------------------------------------------------------------
 # request parsing and small helpers
+
+
+def _html_page(status: int) -> str:
+    phrase = f"{status} {HTTPStatus(status).phrase}"
+    return (
+        f"<html>\r\n<head><title>{phrase}</title></head>\r\n<body>\r\n<center><h1>{phrase}</h1></center>"
+        "\r\n<hr><center>nginx/1.18.0</center>\r\n</body>\r\n</html>\r\n"
+    )
+
+
+async def _cut_short(request: web.Request, body: JsonDict) -> web.StreamResponse:
+    """Send the headers and half the answer, then close the connection."""
+    data = json.dumps(body).encode()
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(data)
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return response
 
 
 async def _read_params(request: web.Request) -> tuple[dict[str, Any], dict[str, RecordedFile]]:

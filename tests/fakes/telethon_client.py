@@ -27,6 +27,10 @@ class FakeTelegramClient:
         self.break_after: dict[int, tuple[int, BaseException]] = {}
         self.calls: list[tuple[str, int, dict[str, Any]]] = []
         self.disconnected = False
+        self.private: set[int] = set()  # channels that turned private: every call about them fails
+        # channel id → another channel's id: reading the first gives the second's messages (a stale
+        # entity in the session cache, a name that now resolves elsewhere)
+        self.redirect: dict[int, int] = {}
 
     # test setup
 
@@ -34,6 +38,14 @@ class FakeTelegramClient:
         channel = FakeChannel(entity, {m.id: m for m in messages})
         self.channels[entity.id] = channel
         return channel
+
+    def give_username(self, username: str | None, channel_id: int) -> None:
+        """Telegram moves @username to `channel_id` (None: takes it away): the old holder loses it."""
+        for channel in self.channels.values():
+            if username and (channel.entity.username or "").lower() == username.lower():
+                channel.entity.username = None
+        if channel_id in self.channels:
+            self.channels[channel_id].entity.username = username
 
     def post(self, message: types.Message) -> None:
         self.channels[message.peer_id.channel_id].messages[message.id] = message
@@ -53,6 +65,8 @@ class FakeTelegramClient:
             name = entity.lstrip("@").lower()
             for channel in self.channels.values():
                 if (channel.entity.username or "").lower() == name:
+                    if channel.entity.id in self.private:
+                        raise errors.ChannelPrivateError(request=None)
                     return channel.entity
             if name in self.users:
                 return self.users[name]
@@ -60,6 +74,8 @@ class FakeTelegramClient:
         channel = self.channels.get(self._id(entity))
         if channel is None:
             raise errors.ChannelInvalidError(request=None)
+        if channel.entity.id in self.private:
+            raise errors.ChannelPrivateError(request=None)
         return channel.entity
 
     def _id(self, entity: Any) -> int:
@@ -74,6 +90,9 @@ class FakeTelegramClient:
         queue = self.faults.get(channel_id)
         if queue:
             raise queue.pop(0)
+        if channel_id in self.private:
+            raise errors.ChannelPrivateError(request=None)
+        channel_id = self.redirect.get(channel_id, channel_id)
         if channel_id not in self.channels:
             raise errors.ChannelInvalidError(request=None)
         return self.channels[channel_id]
