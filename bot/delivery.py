@@ -18,7 +18,8 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -110,7 +111,8 @@ class Deliverer:
         self.stats = Stats()
         self._slots = asyncio.Semaphore(concurrency)
         self._next_global = 0.0
-        self._window: deque[float] = deque()
+        self._window: deque[float] = deque()  # when the sends of the last second were answered
+        self._in_flight = 0
         self._chat_ready: dict[int, float] = {}
         self._busy: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -176,21 +178,33 @@ class Deliverer:
         return started
 
     async def _slot(self) -> None:
-        """Wait for a send slot: at most `per_second` sends start in any 1 s window, counted on the
-        times they really start (a stalled loop cannot bunch them up)."""
+        """Wait for a send slot: at most `per_second` sends in flight or finished within the last second.
+
+        Telegram counts a message when it arrives, somewhere between its start and its answer; a send
+        holds its slot from start until a second after the answer, so however a stalled loop or a slow
+        network bunches arrivals, no 1 s window can hold more than `per_second` of them."""
         while True:
             now = self.clock()
             window = self._window
             while window and window[0] <= now - 1.0:
                 window.popleft()
             wait = max(self._next_global - now, 0.0)
-            if len(window) >= self.limits.per_second:
-                wait = max(wait, window[0] + 1.0 - now)
+            if len(window) + self._in_flight >= self.limits.per_second:
+                wait = max(wait, window[0] + 1.0 - now if window else 0.01)
             if wait <= 0:
-                window.append(now)
+                self._in_flight += 1
                 self._next_global = now + 0.5 / self.limits.per_second  # no two sends at once
                 return
             await asyncio.sleep(wait)
+
+    @asynccontextmanager
+    async def _sending(self) -> AsyncIterator[None]:
+        await self._slot()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._window.append(self.clock())
 
     async def _deliver_chat(self, chat_id: int, items: list[OutboxItem]) -> None:
         try:
@@ -323,16 +337,16 @@ class Deliverer:
         )
 
     async def _text(self, chat_id: int, text: str) -> None:
-        await self._slot()
         try:
-            await self.bot.send_message(chat_id, text, parse_mode="HTML", link_preview_options=NO_PREVIEW)
+            async with self._sending():
+                await self.bot.send_message(chat_id, text, parse_mode="HTML", link_preview_options=NO_PREVIEW)
         except TelegramBadRequest as exc:  # markup or length rejected: the words still matter
             if "parse entities" not in exc.message and "too long" not in exc.message:
                 raise
-            await self._slot()
-            await self.bot.send_message(
-                chat_id, plain(text), parse_mode=None, link_preview_options=NO_PREVIEW
-            )
+            async with self._sending():
+                await self.bot.send_message(
+                    chat_id, plain(text), parse_mode=None, link_preview_options=NO_PREVIEW
+                )
 
     async def _digest(self, chat_id: int, payload: dict[str, object]) -> None:
         """A digest: the chart as a photo with the head as its caption, then the rest as messages."""
@@ -340,11 +354,11 @@ class Deliverer:
         raw_parts = payload.get("parts")
         parts = [str(p) for p in raw_parts] if isinstance(raw_parts, list) else []
         if isinstance(photo, str) and photo:
-            await self._slot()
             picture = BufferedInputFile(base64.b64decode(photo), filename="matches.png")
-            await self.bot.send_photo(
-                chat_id, picture, caption=str(payload.get("caption", ""))[:1024], parse_mode="HTML"
-            )
+            async with self._sending():
+                await self.bot.send_photo(
+                    chat_id, picture, caption=str(payload.get("caption", ""))[:1024], parse_mode="HTML"
+                )
         for part in parts:
             await self._text(chat_id, part)
 
