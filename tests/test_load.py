@@ -215,7 +215,7 @@ async def test_burst_to_ten_thousand_subscribers(
     )
     pipeline = make_pipeline(settings, archive)
     assert pipeline.queries is not None
-    loading = time.monotonic()
+    loading, rss_unloaded = time.monotonic(), rss_now_mb()
     assert len(await pipeline.queries.current()) == SUBSCRIBERS * QUERIES_EACH
     load_seconds = time.monotonic() - loading
 
@@ -244,7 +244,8 @@ async def test_burst_to_ten_thousand_subscribers(
     p50 = sorted(latencies)[len(latencies) // 2] if latencies else 0.0
     print(
         f"\nload: {SUBSCRIBERS} subscribers, {SUBSCRIBERS * QUERIES_EACH} queries (index built in "
-        f"{load_seconds:.1f} s), {POSTS} posts ingested in {burst_seconds:.1f} s; "
+        f"{load_seconds:.1f} s, +{rss_before - rss_unloaded:.0f} MB), "
+        f"{POSTS} posts ingested in {burst_seconds:.1f} s; "
         f"{sum(counts.values())} alerts queued, {counts.get('sent', 0)} sent in {len(sends)} messages over "
         f"{span:.1f} s ({rate:.1f} msg/s), densest second {report.max_global_in_1s} overall and "
         f"{report.max_per_chat_in_1s} per chat; stored→sent p50 {p50:.1f} s, p95 {p95(latencies):.1f} s; "
