@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
@@ -24,6 +23,7 @@ from bot.handlers.summary import DigestSender
 from bot.middlewares import RateLimiter, SubscriberMiddleware
 from bot.services.digests import DigestService
 from bot.services.subscribers import SubscriberService
+from bot.session import RedactingSession
 from bot.texts import command_menu
 from core.health import HealthMonitor
 from core.settings import Settings
@@ -50,7 +50,7 @@ def utc_now() -> datetime:
 
 def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     if session is None:
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
+        session = RedactingSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
     return Bot(settings.require_bot_token(), session=session, default=DEFAULTS)
 
 
@@ -83,11 +83,12 @@ def build_dispatcher(
         clock=clock,
         roles=roles,
         channels=channels,
-        searches=searches or SearchSessions(),
-        exports=exports or ExportSessions(),
+        searches=searches or SearchSessions(rate=settings.searches_per_minute),
+        exports=exports or ExportSessions(per_hour=settings.exports_per_hour),
     )
+    limiter = limiter or RateLimiter(settings.commands_per_minute, 60.0)
     middleware = SubscriberMiddleware(
-        service, limiter or RateLimiter(), gate=roles, invite_only=settings.subscribe_mode == "invite"
+        service, limiter, gate=roles, invite_only=settings.subscribe_mode == "invite"
     )
     dispatcher.message.outer_middleware(middleware)
     dispatcher.callback_query.outer_middleware(middleware)
@@ -135,7 +136,7 @@ async def run_bot(settings: Settings, archive: Archive, digests: DigestSender | 
     if not isinstance(archive, SqliteArchive):
         raise TypeError(f"the bot needs the SQLite archive, not {type(archive).__name__}")
     store = SubscriptionStore(archive)
-    service = SubscriberService(archive, store)
+    service = SubscriberService(archive, store, max_queries=settings.max_queries)
     roles = RoleStore(archive, settings.admin_ids)
     bot = build_bot(settings)
     deliverer = Deliverer(bot, store, limits=Limits(fold_window=settings.fold_window))

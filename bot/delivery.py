@@ -198,8 +198,11 @@ class Deliverer:
         return started
 
     async def _slot(self) -> None:
-        """Wait for a send slot: at most `per_second` sends start in any 1 s window, counted on the
-        times they really start (a stalled loop cannot bunch them up)."""
+        """Wait for a send slot: at most `per_second` sends in flight or finished within the last second.
+
+        Telegram counts a message when it arrives, somewhere between its start and its answer; a send
+        holds its slot from start until a second after the answer, so however a stalled loop or a slow
+        network bunches arrivals, no 1 s window can hold more than `per_second` of them."""
         while True:
             now = self.clock()
             window = self._window

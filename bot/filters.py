@@ -15,7 +15,13 @@ from aiogram.types import TelegramObject, User
 from core.settings import Settings
 from core.storage.roles import Role
 
-__all__ = ["PRIVILEGED", "PRIVILEGED_COMMANDS", "HasRole", "RoleReader"]
+__all__ = [
+    "PRIVILEGED",
+    "PRIVILEGED_BUTTONS",
+    "PRIVILEGED_COMMANDS",
+    "HasRole",
+    "RoleReader",
+]
 
 # the commands each role's router serves; anyone else who sends one is refused and audited
 PRIVILEGED: Final[Mapping[Role, tuple[str, ...]]] = {
@@ -24,6 +30,8 @@ PRIVILEGED: Final[Mapping[Role, tuple[str, ...]]] = {
     Role.ANALYST: ("search", "export"),
 }
 PRIVILEGED_COMMANDS: Final = tuple(command for commands in PRIVILEGED.values() for command in commands)
+# the callback-data prefixes of each role router's buttons; pressed by anyone else: refused and audited
+PRIVILEGED_BUTTONS: Final[Mapping[Role, tuple[str, ...]]] = {Role.ANALYST: ("s1", "x1")}
 
 
 class RoleReader(Protocol):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Final
+from typing import Annotated, Final
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from pydantic import Field
 
 from bot.texts import Translator
 from core.models import Channel
@@ -32,6 +33,9 @@ __all__ = [
 
 MAX_CHANNEL_BUTTONS: Final = 99  # Telegram allows 100 buttons; one is "all channels"
 ALL_CHANNELS: Final = 0
+# an id a forged button may carry: SQLite's integer range (a larger one would fail in the query, not
+# be refused), so anything else does not match the button and gets "out of date"
+RowId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class QueryOp(StrEnum):
@@ -44,11 +48,11 @@ class QueryAction(CallbackData, prefix="q1"):
     """A button under /list; the handler acts as the pressing user, never as the query's id says."""
 
     op: QueryOp
-    query_id: int
+    query_id: RowId
 
 
 class ChannelAction(CallbackData, prefix="c1"):
-    channel_id: int  # ALL_CHANNELS (0): every watched channel
+    channel_id: RowId  # ALL_CHANNELS (0): every watched channel
 
 
 class MenuItem(StrEnum):

@@ -22,6 +22,7 @@ def session_path(settings: Settings) -> Path | None:
 
 def build_client(settings: Settings) -> TelegramClient:
     api_id, api_hash = settings.require_telegram()
+    protect_session(settings)  # before Telethon opens it: SQLite would create it world-readable (0644)
     value = settings.tg_session.get_secret_value()
     session: str | StringSession = StringSession(value) if settings.session_is_string else value
     # flood_sleep_threshold=0: every FloodWaitError reaches the collector, which pauses only that channel
@@ -29,10 +30,17 @@ def build_client(settings: Settings) -> TelegramClient:
 
 
 def protect_session(settings: Settings) -> None:
-    """The session file is a login: readable by the owner only."""
+    """The session file is a login: readable by the owner only, from its first byte."""
     path = session_path(settings)
-    if path is not None and path.exists():
-        os.chmod(path, 0o600)
+    if path is None:
+        return
+    try:
+        if path.exists():
+            os.chmod(path, 0o600)
+        else:
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # Telethon fills the empty file
+    except OSError as exc:
+        raise ConfigError(f"cannot create the session file {path} (TG_SESSION): {exc.strerror}") from None
 
 
 async def connect_authorized(settings: Settings) -> TelegramClient:

@@ -20,6 +20,7 @@ from core import __version__
 from core.langid import make_detector
 from core.models import Channel, PostFilter
 from core.pipeline import Pipeline
+from core.redaction import Redactor, configure_logging
 from core.settings import ConfigError, Settings, load_settings
 from core.storage import Archive, open_archive
 
@@ -648,31 +649,27 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
     err = stderr or sys.stderr
     args = build_parser().parse_args(protect_exclusions(sys.argv[1:] if argv is None else argv))
     name = args.command + (f" {args.action}" if getattr(args, "action", None) else "")
+    redact = Redactor(())
     try:
         settings = load_settings()
-        logging.basicConfig(
-            level=logging.DEBUG
-            if args.verbose
-            else getattr(logging, settings.log_level.upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s %(message)s",
-            stream=err,
-            force=True,
-        )
-        logging.getLogger("telethon").setLevel(logging.WARNING)
+        level = logging.DEBUG if args.verbose else getattr(logging, settings.log_level.upper(), logging.INFO)
+        redact = configure_logging(settings, level, err)
         code: int = asyncio.run(COMMANDS[name](settings, args))
         return code
     except (ConfigError, UserError) as exc:
-        print(f"tgmon: {exc}", file=err)
+        print(redact(f"tgmon: {exc}"), file=err)
         return 2
     except (ConnectionError, TimeoutError) as exc:
         print(
-            f"tgmon: the connection to Telegram was lost ({exc}); progress so far is saved, run again to "
-            "resume",
+            redact(
+                f"tgmon: the connection to Telegram was lost ({exc}); progress so far is saved, run again to "
+                "resume"
+            ),
             file=err,
         )
         return 1
     except sqlite3.OperationalError as exc:  # locked past the busy timeout, disk full, I/O error
-        print(f"tgmon: {database_trouble(exc)}", file=err)
+        print(redact(f"tgmon: {database_trouble(exc)}"), file=err)
         log.debug("database_error", exc_info=True)
         return 1
     except BrokenPipeError:  # the reader went away (`tgmon export | head`)
@@ -681,6 +678,10 @@ def main(argv: Sequence[str] | None = None, stderr: TextIO | None = None) -> int
     except KeyboardInterrupt:
         print("tgmon: interrupted; progress so far is saved", file=err)
         return 130
+    except Exception:  # a bug: the traceback goes through the log, where secrets are redacted
+        log.critical("tgmon_crashed command=%s", name, exc_info=True)
+        print("tgmon: unexpected error (details above); please report it", file=err)
+        return 1
 
 
 if __name__ == "__main__":

@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     channel_failures: int = Field(3, ge=1, description="failed rounds in a row before a channel is failing")
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint; unset: off")
     metrics_addr: str = Field("127.0.0.1", description="address the Prometheus endpoint binds to")
+    commands_per_minute: int = Field(
+        20, ge=1, description="per user: a burst of this many, refilled in 1 min"
+    )
+    searches_per_minute: int = Field(10, ge=1, description="/search runs and page turns per analyst")
+    exports_per_hour: int = Field(3, ge=1, description="/export runs per analyst")
+    max_queries: int = Field(50, ge=1, le=1000, description="live queries per subscriber")
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")
@@ -62,6 +68,17 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """aiogram's own check, with a message that does not repeat the value."""
+        if value is None or not value.get_secret_value():
+            return value
+        bot_id, colon, secret = value.get_secret_value().partition(":")
+        if not (colon and bot_id.isdigit() and secret) or any(c.isspace() for c in secret):
+            raise ValueError("not a bot token: it looks like 123456789:AAE… (digits, a colon, then letters)")
         return value
 
     @field_validator("bot_api_url")

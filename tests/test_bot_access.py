@@ -13,12 +13,18 @@ from typing import Literal
 
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackQueryFilter
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendDocument, SendMessage
 from aiogram.types import CallbackQuery, Chat, InlineKeyboardMarkup, Message, MessageEntity, Update, User
 from pydantic import SecretStr
 
-from bot.app import build_bot, build_dispatcher
-from bot.filters import PRIVILEGED, PRIVILEGED_COMMANDS
+from bot.app import ERROR_TEXT, build_bot, build_dispatcher
+from bot.filters import PRIVILEGED, PRIVILEGED_BUTTONS, PRIVILEGED_COMMANDS, HasRole
+from bot.handlers import admin, operators
+from bot.handlers import export as export_handlers
+from bot.handlers import search as search_handlers
+from bot.handlers.export import ExportAsk, ExportConfirm
 from bot.handlers.search import SearchPage, SearchSessions
 from bot.middlewares import RateLimiter
 from bot.services.subscribers import SubscriberService
@@ -482,7 +488,7 @@ async def test_search_buttons_work_only_for_their_owner(archived: Env) -> None:
     answer, texts = await env.press(data, env.session._next_id, user=OPERATOR)
     assert answer == "This search has expired: send /search again." and texts == []
     answer, texts = await env.press(data, env.session._next_id, user=SUBSCRIBER)  # no role at all
-    assert answer == "This button is out of date: send the command again." and texts == []
+    assert answer == "Not allowed." and texts == []
     answer, _ = await env.press(data.rsplit(":", 1)[0] + ":99", env.session._next_id, user=ANALYST)
     assert answer == "This search has expired: send /search again."
 
@@ -529,3 +535,146 @@ def test_search_sessions_keep_a_few_queries_per_user() -> None:
     assert sessions.get(1, second) == "beta" and sessions.get(2, second) is None
     clock.advance(61)
     assert sessions.get(1, third) is None  # expired
+
+
+# the role routers, read back from the routers themselves
+
+
+def role_router_surface() -> dict[Role, tuple[set[str], set[str]]]:
+    """Each role router's (commands, button prefixes), as its handlers' filters say."""
+    surface: dict[Role, tuple[set[str], set[str]]] = {}
+    for module in (admin, operators, search_handlers, export_handlers):
+        router = module.build_router()
+        [gate] = [f.callback for f in router.message._handler.filters]
+        assert isinstance(gate, HasRole)
+        for observer in (router.callback_query,):  # a router with buttons gates them too
+            if observer.handlers:
+                assert [type(f.callback) for f in observer._handler.filters] == [HasRole]
+        commands = {
+            str(command)
+            for handler in router.message.handlers
+            for f in handler.filters or []
+            if isinstance(f.callback, Command)
+            for command in f.callback.commands
+        }
+        prefixes = {
+            f.callback.callback_data.__prefix__
+            for handler in router.callback_query.handlers
+            for f in handler.filters or []
+            if isinstance(f.callback, CallbackQueryFilter)
+        }
+        known_commands, known_prefixes = surface.setdefault(gate.role, (set(), set()))
+        known_commands |= commands
+        known_prefixes |= prefixes
+    return surface
+
+
+def test_the_refusal_lists_match_what_the_role_routers_serve() -> None:
+    """A command or button added to a role router without its refusal would go unaudited."""
+    surface = role_router_surface()
+    assert {role: commands for role, (commands, _) in surface.items()} == {
+        role: set(commands) for role, commands in PRIVILEGED.items()
+    }
+    assert {role: prefixes for role, (_, prefixes) in surface.items() if prefixes} == {
+        role: set(prefixes) for role, prefixes in PRIVILEGED_BUTTONS.items()
+    }
+
+
+# forged buttons: the data is the client's to make up, so every field is checked on the server
+
+STALE = "This button is out of date: send the command again."
+EXPIRED = "This search has expired: send /search again."
+TABLES = ("subscribers", "queries", "outbox", "roles", "invites", "watch_requests", "channels")
+
+
+async def tables(env: Env) -> dict[str, list[tuple[object, ...]]]:
+    """Every row a button could change."""
+    return {t: [tuple(r) for r in await env.archive._all(f"SELECT * FROM {t} ORDER BY 1")] for t in TABLES}
+
+
+async def test_a_button_with_another_users_query_id_changes_nothing(env: Env) -> None:
+    for text in ("/add alpha", "/add beta OR gamma"):
+        await env.send(text, user=NEWCOMER)
+    await env.send("/add mine", user=SUBSCRIBER)
+    theirs = await env.store.list_queries(NEWCOMER)
+    await env.send("/start", user=ADMIN)
+    before = await tables(env)
+    for presser in (SUBSCRIBER, ADMIN):  # an admin is no exception: queries are their owner's
+        await env.send("/list", user=presser)
+        own_list = env.session._next_id
+        for op in ("p", "r", "d"):
+            for query in theirs:
+                answer, texts = await env.press(f"q1:{op}:{query.id}", own_list, user=presser)
+                assert answer == "Query not found", (presser, op)
+                assert not any("alpha" in t or "gamma" in t for t in texts)  # only the presser's own list
+    assert await tables(env) == before
+    assert [q.text for q in await env.store.list_queries(NEWCOMER)] == ["alpha", "beta OR gamma"]
+
+
+@pytest.mark.parametrize("role", list(ROLE_OF))
+async def test_privileged_buttons_matrix(make_env: EnvFactory, role: str) -> None:
+    env = await make_env()
+    user = ROLE_OF[role]
+    await env.send("/start", user=user)
+    for command, data, expired in (  # a key the user never had
+        ("search", SearchPage(key="0badc0de", page=1).pack(), EXPIRED),
+        (
+            "export",
+            ExportConfirm(key="0badc0de", go=True).pack(),
+            "This export has expired: send /export again.",
+        ),
+    ):
+        before = await tables(env)
+        answer, texts = await env.press(data, 1, user=user)
+        assert texts == [] and await tables(env) == before, (role, command)
+        if allowed(role, command):
+            assert answer == expired, (role, command)
+        else:
+            assert answer == NOT_ALLOWED[0], (role, command)
+            prefix = data.split(":")[0]
+            assert (await env.audit())[-1] == (user, f"button:{prefix}", data, False)
+
+
+async def test_another_analysts_export_confirmation_is_not_theirs(archived: Env) -> None:
+    env = archived
+    key = env.dp["exports"].hold(ANALYST, ExportAsk())
+    for user in (ADMIN, OPERATOR):
+        await env.roles.grant(user, Role.ANALYST, ADMIN)
+        answer, texts = await env.press(ExportConfirm(key=key, go=True).pack(), 1, user=user)
+        assert answer is not None and "expired" in answer and texts == []
+    assert key in env.dp["exports"].pending  # still the owner's to confirm
+    assert not any(isinstance(c, SendDocument) for c in env.session.calls)
+
+
+FORGED = [
+    "q1:d:abc", "q1:x:1", "q1:d", "q1:d:1:2", "q1:d:", "q1:d:-1", "q1:d:99999999999999999999999",
+    "q2:d:1", "q0:d:1", "Q1:d:1", "c1:abc", "c1:-5", "c1:99999999999999999999999", "l1:xx:1",
+    "l1:en:maybe", "l1:" + "e" * 60 + ":1", "m1:bogus", "m1:", "s1:", "s1:k", "s1:k:-1", "s1:k:99999999999",
+    "x1:", "x1:k:maybe", ":", "::::", "\x00", "ё" * 64, "q1:d:1" + " " * 4000, "A" * 10_000, "%s%n{0}",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("user", [SUBSCRIBER, ANALYST, ADMIN])
+async def test_malformed_oversized_and_unknown_version_buttons_are_refused(
+    env: Env, user: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    await env.send("/add alpha", user=NEWCOMER)
+    await env.send("/add mine", user=user)
+    await env.send("/list", user=user)
+    own_list = env.session._next_id
+    before = await tables(env)
+    for data in FORGED:
+        env.clock.advance(3)  # within the rate limit: 20 a minute
+        with caplog.at_level(logging.ERROR):
+            answer, texts = await env.press(data, own_list, user=user)
+        assert answer is not None and answer != ERROR_TEXT.split("\n")[0], data
+        privileged = data.startswith(("s1:", "x1:")) and user == SUBSCRIBER
+        expected = (
+            {NOT_ALLOWED[0]} if privileged else {STALE, EXPIRED, "Query not found", "Saved", "All channels"}
+        )
+        assert answer in expected, (data, answer)
+        if answer == STALE or answer in NOT_ALLOWED:
+            assert texts == [], data
+        assert not any("alpha" in text for text in texts)  # a redraw shows the presser's own
+    assert "handler_failed" not in caplog.text
+    assert await tables(env) == before  # c1 with an unknown channel: the choice stays "all channels"

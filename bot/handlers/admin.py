@@ -1,15 +1,15 @@
 """Admins (ADMIN_IDS): /grant, /revoke, /roles, /invite. And the refusal everyone else gets for any
-privileged command: include `build_denied_router()` after every privileged router."""
+privileged command or button: include `build_denied_router()` after every privileged router."""
 
 from __future__ import annotations
 
 import logging
 
-from aiogram import Bot, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 
-from bot.filters import PRIVILEGED_COMMANDS, HasRole
+from bot.filters import PRIVILEGED_BUTTONS, PRIVILEGED_COMMANDS, HasRole
 from bot.middlewares import AuditMiddleware, audit_detail
 from bot.services.subscribers import ServiceError
 from bot.texts import Html, Translator, escape
@@ -126,6 +126,16 @@ async def on_denied(
     await message.answer(t("not_allowed"))
 
 
+async def on_denied_button(
+    callback: CallbackQuery, subscriber: Subscriber, t: Translator, roles: RoleStore
+) -> None:
+    """A privileged button (a revoked role's old one, or forged data): refused, logged and audited."""
+    prefix = (callback.data or "").split(":", 1)[0]
+    log.warning("button_denied user=%s button=%s", subscriber.id, prefix)
+    await roles.audit(subscriber.id, f"button:{prefix}", audit_detail(callback.data), False)
+    await callback.answer(t("not_allowed"))
+
+
 def build_router() -> Router:
     """Admins only: the role gate sits on the whole router (a router joins one dispatcher only).
     Its commands are bot.filters.PRIVILEGED[Role.ADMIN]."""
@@ -143,4 +153,7 @@ def build_denied_router() -> Router:
     """Every privileged command that no role router took: include after those routers, before start."""
     router = Router(name="denied")
     router.message.register(on_denied, Command(*PRIVILEGED_COMMANDS))
+    for role, prefixes in PRIVILEGED_BUTTONS.items():  # a role holder's malformed button: "out of date"
+        data = F.data.startswith(tuple(f"{prefix}:" for prefix in prefixes))
+        router.callback_query.register(on_denied_button, data, ~HasRole(role))
     return router

@@ -37,7 +37,7 @@ from core.subscriptions import Subscriber
 
 CONFIRM_ABOVE: Final = 10_000  # rows: ask before exporting more
 UPLOAD_LIMIT: Final = 45_000_000  # bytes per document, under the Bot API's 50 MB
-EXPORTS_PER_HOUR: Final = 3
+EXPORTS_PER_HOUR: Final = 3  # the default of Settings.exports_per_hour
 _OPTION = re.compile(r"(\w+)=")
 
 
@@ -104,6 +104,7 @@ class ExportSessions:
     """Pending confirmations by short key, and each user's export times in the last hour."""
 
     clock: Callable[[], float] = time.monotonic
+    per_hour: int = EXPORTS_PER_HOUR
     pending: dict[str, tuple[int, ExportAsk]] = field(default_factory=dict)
     recent: dict[int, list[float]] = field(default_factory=dict)
 
@@ -111,12 +112,15 @@ class ExportSessions:
         now = self.clock()
         times = [t for t in self.recent.get(user_id, []) if now - t < 3600]
         self.recent[user_id] = times
-        if len(times) >= EXPORTS_PER_HOUR:
+        if len(times) >= self.per_hour:
             return False
         times.append(now)
         return True
 
     def hold(self, user_id: int, ask: ExportAsk) -> str:
+        """Only the user's newest confirmation stays live: an older button says "expired"."""
+        for old in [k for k, (owner, _) in self.pending.items() if owner == user_id]:
+            del self.pending[old]
         key = secrets.token_hex(4)
         self.pending[key] = (user_id, ask)
         return key
@@ -221,7 +225,7 @@ async def _start(
     exports: ExportSessions, bot: Bot, message: Message | None,
 ) -> None:  # fmt: skip
     if not exports.allow(subscriber.id):
-        await bot.send_message(chat_id, t("export_rate", limit=EXPORTS_PER_HOUR))
+        await bot.send_message(chat_id, t("export_rate", limit=exports.per_hour))
         return
     await bot.send_message(chat_id, t("export_working"))
     try:

@@ -9,10 +9,10 @@ from core.models import Channel
 from core.query.matcher import compile_query
 from core.query.parser import LANG_CODES
 from core.storage.sqlite import SqliteArchive
-from core.storage.subscriptions import SubscriptionStore
+from core.storage.subscriptions import QueryLimitReached, SubscriptionStore
 from core.subscriptions import DigestMode, Subscriber, Subscription
 
-MAX_QUERIES = 50  # per subscriber
+MAX_QUERIES = 50  # per subscriber; the default of Settings.max_queries
 
 
 class ServiceError(Exception):
@@ -52,9 +52,10 @@ class SubscriberService:
     async def add_query(self, user_id: int, text: str) -> Subscription:
         """Raises QuerySyntaxError for a broken query, ServiceError at the limit; nothing stored then."""
         compile_query(text)
-        if len(await self.store.list_queries(user_id)) >= self.max_queries:
-            raise ServiceError("too_many_queries", limit=self.max_queries)
-        return await self.store.add_query(user_id, text.strip())
+        try:
+            return await self.store.add_query(user_id, text.strip(), limit=self.max_queries)
+        except QueryLimitReached:
+            raise ServiceError("too_many_queries", limit=self.max_queries) from None
 
     async def queries(self, user_id: int) -> list[Subscription]:
         return await self.store.list_queries(user_id)

@@ -66,6 +66,14 @@ def _outbox(row: Any) -> OutboxItem:
     )
 
 
+class QueryLimitReached(Exception):
+    """The subscriber already has the most queries allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} queries per subscriber")
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
     """One subscriber's match of one post, as the alert stage hands it to storage."""
@@ -166,8 +174,19 @@ class SubscriptionStore:
 
     # queries
 
-    async def add_query(self, subscriber_id: int, text: str) -> Subscription:
+    async def add_query(self, subscriber_id: int, text: str, *, limit: int | None = None) -> Subscription:
+        """Store a query; with `limit`, QueryLimitReached when the subscriber already has that many.
+
+        Counted in the same write transaction, so parallel adds cannot overshoot the limit."""
         async with self.archive._write() as db:
+            if limit is not None:
+                async with db.execute(
+                    "SELECT COUNT(*) FROM queries WHERE subscriber_id = ? AND deleted_at IS NULL",
+                    (subscriber_id,),
+                ) as cur:
+                    row = await cur.fetchone()
+                if row is not None and row[0] >= limit:
+                    raise QueryLimitReached(limit)
             cur = await db.execute(
                 "INSERT INTO queries (subscriber_id, text, created_at) VALUES (?, ?, ?)",
                 (subscriber_id, text, rows.now_ts()),
