@@ -11,14 +11,12 @@ import contextlib
 import importlib
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from core import __version__
 from core.exporters.files import ExportError, FileRecord, OutputFile, part_path
 from core.exporters.flat import SCHEMA_VERSION
-from core.exporters.source import ExportRow
 
 ROW_GROUP_ROWS = 50_000
 ROW_GROUP_BYTES = 32 << 20  # …or fewer rows, when their Arrow data reach 32 MiB (long posts): flat memory
@@ -105,70 +103,36 @@ def arrow_schema(pa: Any) -> Any:
     )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _us(value: datetime | None) -> int | None:
-    """Microseconds since the epoch: what a timestamp[us] column takes, without a datetime per value."""
-    return None if value is None else (value - _EPOCH) // _MICROSECOND
-
-
-def columns(rows: Sequence[ExportRow]) -> dict[str, list[Any]]:
-    """The rows as Python column lists, in the schema's order."""
-    posts = [row.post for row in rows]
-    return {
-        "channel_id": [p.channel_id for p in posts],
-        "channel": [p.channel_username or p.channel_title for p in posts],
-        "channel_title": [p.channel_title for p in posts],
-        "message_id": [p.message_id for p in posts],
-        "date": [_us(p.date) for p in posts],
-        "text": [p.text for p in posts],
-        "entities": [
-            [{"type": e.type, "offset": e.offset, "length": e.length, "url": e.url} for e in p.entities]
-            for p in posts
-        ],
-        "lang": [p.lang for p in posts],
-        "lang_confidence": [p.lang_confidence for p in posts],
-        "url": [p.permalink for p in posts],
-        "views": [p.views for p in posts],
-        "forwards": [p.forwards for p in posts],
-        "replies": [p.replies for p in posts],
-        "reactions": [list(p.reactions.items()) if p.reactions else None for p in posts],
-        "media_type": [p.media_type for p in posts],
-        "forwarded_from": [p.forwarded_from for p in posts],
-        "reply_to": [p.reply_to for p in posts],
-        "album_id": [p.album_id for p in posts],
-        "author": [p.author for p in posts],
-        "service_action": [p.service_action for p in posts],
-        "tags": [list(p.tags) for p in posts],
-        "story_id": [p.story_id for p in posts],
-        "edited": [_us(p.edit_date) for p in posts],
-        "versions": [p.versions for p in posts],
-        "deleted": [p.deleted_at is not None for p in posts],
-        "deleted_at": [_us(p.deleted_at) for p in posts],
-        "collected_at": [_us(p.collected_at) for p in posts],
-        "content_hash": [p.content_hash for p in posts],
-        "matched_queries": [list(row.matched_queries) for row in rows],
-        "edit_history": [
-            [
-                {
-                    "version": v.version,
-                    "text": v.text,
-                    "edit_date": _us(v.edit_date),
-                    "recorded_at": _us(v.recorded_at),
-                }
-                for v in row.edit_history
-            ]
-            for row in rows
-        ],
-    }
+def json_schema(pa: Any, schema: Any) -> Any:
+    """What `records.parquet_sql` writes, as pyarrow's JSON reader is told to read it: timestamps as
+    integer microseconds (also inside `edit_history`), `reactions` as a list of key/value pairs."""
+    fields = []
+    for field in schema:
+        kind = field.type
+        if pa.types.is_timestamp(kind):
+            kind = pa.int64()
+        elif pa.types.is_map(kind):
+            kind = pa.list_(pa.struct([("key", kind.key_type), ("value", kind.item_type)]))
+        elif field.name == "edit_history":
+            item = kind.value_type
+            kind = pa.list_(
+                pa.struct(
+                    [
+                        (f.name, pa.int64() if pa.types.is_timestamp(f.type) else f.type)
+                        for f in (item.field(i) for i in range(item.num_fields))
+                    ]
+                )
+            )
+        elif field.name == "lang_confidence":
+            kind = pa.float64()
+        fields.append(pa.field(field.name, kind))
+    return pa.schema(fields)
 
 
 class ParquetWriter:
     """Row groups of `row_group_rows`; with `max_bytes`, parts that are each a complete Parquet file.
 
-    Incoming batches become Arrow record batches at once (the Python objects are freed); a row group
+    Incoming batches become Arrow record batches at once (the text is freed); a row group
     is written when enough rows are pending. To split exactly, each row group is first encoded alone in
     memory to learn its size: a part ends before a group that would push it over the limit.
     """
@@ -186,6 +150,8 @@ class ParquetWriter:
     ) -> None:
         self.pa, self.pq = load_pyarrow()
         self.arrow_schema = arrow_schema(self.pa)
+        self._json = importlib.import_module("pyarrow.json")
+        self._parse = self._json.ParseOptions(explicit_schema=json_schema(self.pa, self.arrow_schema))
         self.target = target
         self.max_bytes = max_bytes
         self.row_group_rows = row_group_rows
@@ -198,17 +164,39 @@ class ParquetWriter:
         self._writer: Any = None
         self._estimate = 0  # upper bound of the current part's size: sum of its groups' standalone sizes
 
-    def write_batch(self, rows: Sequence[ExportRow]) -> None:
+    def write_batch(self, rows: Sequence[bytes]) -> None:
+        """JSON objects formatted by `records.parquet_sql`, one per line."""
         if not rows:
             return
-        cols = columns(rows)
-        arrays = [self.pa.array(cols[field.name], type=field.type) for field in self.arrow_schema]
-        batch = self.pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+        batch = self._record_batch(rows)
         self._pending.append(batch)
         self._pending_rows += len(rows)
         self._pending_bytes += batch.nbytes
         if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
             self._flush()
+
+    def _record_batch(self, rows: Sequence[bytes]) -> Any:
+        """Arrow columns parsed by pyarrow's JSON reader (C++, off the GIL), then given their types."""
+        pa = self.pa
+        data = b"".join(rows)
+        block = max(1 << 20, max(map(len, rows)) + 1)  # a block must hold the longest line
+        options = self._json.ReadOptions(block_size=block)
+        table = self._json.read_json(pa.BufferReader(data), read_options=options, parse_options=self._parse)
+        arrays = []
+        for field in self.arrow_schema:
+            column = table.column(field.name).combine_chunks()
+            if pa.types.is_map(field.type):
+                column = pa.MapArray.from_arrays(
+                    column.offsets,
+                    column.values.field("key"),
+                    column.values.field("value"),
+                    type=field.type,
+                    mask=column.is_null(),
+                )
+            elif column.type != field.type:
+                column = column.cast(field.type)
+            arrays.append(column)
+        return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
 
     def _flush(self) -> None:
         if not self._pending:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from core.exporters.files import ExportError, FileRecord, OutputFile
-from core.exporters.source import ExportRow
 from core.models import Entity, Post
 
 LAYOUT_VERSION = 1  # how tgmon maps its posts onto the format (the format itself has no version)
@@ -223,9 +222,8 @@ class TdesktopWriter:
         self._done.append((self._file, size, sha, self._channel))
         self._file, self._channel = None, None
 
-    def write_batch(self, rows: Sequence[ExportRow]) -> None:
-        for row in rows:
-            post = row.post
+    def write_batch(self, rows: Sequence[Post]) -> None:
+        for post in rows:
             out = self._file
             if out is None or post.channel_id != self._channel:
                 self._finish()
