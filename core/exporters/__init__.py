@@ -163,14 +163,15 @@ async def _batches(
 ) -> AsyncGenerator[Batch[Any], None]:
     if request.format != "tdesktop":
         any_matches = await has_matches(archive)
+        width = 1
         if request.format == "csv":
             sql = records.csv_sql(safe=request.csv_safe, any_matches=any_matches)
         elif request.format == "parquet":
-            sql = records.parquet_sql(any_matches=any_matches)
+            sql, width = records.parquet_sql(any_matches=any_matches), 2
         else:
             sql = records.jsonl_sql(any_matches=any_matches)
         await archive._db.create_function(records.ROUND4, 1, records.round4, deterministic=True)
-        async with aclosing(record_batches(archive, sql, request.filters, query, on_read)) as found:
+        async with aclosing(record_batches(archive, sql, request.filters, query, on_read, width=width)) as found:
             async for batch in found:
                 yield batch
         return

@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import io
 from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,13 @@ from core.exporters.files import ExportError, FileRecord, OutputFile, part_path
 from core.exporters.flat import SCHEMA_VERSION
 
 ROW_GROUP_ROWS = 50_000
-ROW_GROUP_BYTES = 32 << 20  # …or fewer rows, when their Arrow data reach 32 MiB (long posts): flat memory
+ROW_GROUP_BYTES = 32 << 20
+PARSE_BYTES = 8 << 20  # rows are parsed into Arrow this many bytes at a time  # …or fewer rows, when their Arrow data reach 32 MiB (long posts): flat memory
 COMPRESSION = "zstd"
 SUFFIXES = (".parquet", ".pq")
+# Dictionary encoding only where values repeat: for texts, hashes and links it is tried on every row group
+# and given up, which costs more than the rest of the encoding
+DICTIONARY = ["channel", "channel_title", "lang", "media_type", "forwarded_from", "author", "service_action"]
 
 
 def load_pyarrow() -> tuple[Any, Any]:
@@ -108,6 +113,8 @@ def json_schema(pa: Any, schema: Any) -> Any:
     integer microseconds (also inside `edit_history`), `reactions` as a list of key/value pairs."""
     fields = []
     for field in schema:
+        if field.name == "text":  # a column of its own, not JSON
+            continue
         kind = field.type
         if pa.types.is_timestamp(kind):
             kind = pa.int64()
@@ -151,7 +158,10 @@ class ParquetWriter:
         self.pa, self.pq = load_pyarrow()
         self.arrow_schema = arrow_schema(self.pa)
         self._json = importlib.import_module("pyarrow.json")
-        self._parse = self._json.ParseOptions(explicit_schema=json_schema(self.pa, self.arrow_schema))
+        self._parse_options = self._json.ParseOptions(explicit_schema=json_schema(self.pa, self.arrow_schema))
+        self._lines: list[bytes] = []  # rows not yet parsed
+        self._texts: list[bytes] = []
+        self._held = 0
         self.target = target
         self.max_bytes = max_bytes
         self.row_group_rows = row_group_rows
@@ -164,26 +174,38 @@ class ParquetWriter:
         self._writer: Any = None
         self._estimate = 0  # upper bound of the current part's size: sum of its groups' standalone sizes
 
-    def write_batch(self, rows: Sequence[bytes]) -> None:
-        """JSON objects formatted by `records.parquet_sql`, one per line."""
+    def write_batch(self, rows: Sequence[tuple[bytes, bytes]]) -> None:
+        """(JSON object, text) pairs formatted by `records.parquet_sql`: parsed once enough are held."""
         if not rows:
             return
-        batch = self._record_batch(rows)
-        self._pending.append(batch)
-        self._pending_rows += len(rows)
-        self._pending_bytes += batch.nbytes
-        if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
-            self._flush()
+        lines, texts = zip(*rows, strict=True)
+        self._lines += lines
+        self._texts += texts
+        self._held += sum(map(len, lines)) + sum(map(len, texts))
+        if self._held >= PARSE_BYTES or self._pending_rows + len(self._lines) >= self.row_group_rows:
+            self._parse()
+            if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
+                self._flush()
 
-    def _record_batch(self, rows: Sequence[bytes]) -> Any:
-        """Arrow columns parsed by pyarrow's JSON reader (C++, off the GIL), then given their types."""
+    def _parse(self) -> None:
+        """The held rows as one record batch: the JSON parsed by pyarrow's reader (C++, off the GIL), the
+        texts taken as they are, then every column given its type."""
+        if not self._lines:
+            return
         pa = self.pa
-        data = b"".join(rows)
-        block = max(1 << 20, max(map(len, rows)) + 1)  # a block must hold the longest line
-        options = self._json.ReadOptions(block_size=block)
-        table = self._json.read_json(pa.BufferReader(data), read_options=options, parse_options=self._parse)
+        block = max(PARSE_BYTES, max(map(len, self._lines)) + 1)  # a block must hold the longest line
+        options = self._json.ReadOptions(block_size=block, use_threads=False)  # the export is the thread
+        table = self._json.read_json(
+            pa.BufferReader(b"".join(self._lines)), read_options=options, parse_options=self._parse_options
+        )
         arrays = []
         for field in self.arrow_schema:
+            if field.name == "text":  # the bytes and their offsets as they are: no copy per value
+                # (not validated again: SQLite holds them as the UTF-8 that Python wrote)
+                offsets = pa.array([0, *accumulate(map(len, self._texts))], pa.int32())
+                data = pa.py_buffer(b"".join(self._texts))
+                arrays.append(pa.StringArray.from_buffers(len(self._texts), offsets.buffers()[1], data))
+                continue
             column = table.column(field.name).combine_chunks()
             if pa.types.is_map(field.type):
                 column = pa.MapArray.from_arrays(
@@ -196,9 +218,14 @@ class ParquetWriter:
             elif column.type != field.type:
                 column = column.cast(field.type)
             arrays.append(column)
-        return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+        self._lines, self._texts, self._held = [], [], 0
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self._pending_bytes += batch.nbytes
 
     def _flush(self) -> None:
+        self._parse()
         if not self._pending:
             return
         table = self.pa.Table.from_batches(self._pending, schema=self.arrow_schema)
@@ -207,7 +234,7 @@ class ParquetWriter:
             self._write_group(table.slice(start, self.row_group_rows))
 
     def _options(self) -> dict[str, Any]:
-        return {"compression": COMPRESSION, "write_statistics": True}
+        return {"compression": COMPRESSION, "write_statistics": True, "use_dictionary": DICTIONARY}
 
     def _standalone_size(self, table: Any) -> int:
         buffer = io.BytesIO()

@@ -34,10 +34,10 @@ def round4(value: float) -> str:
 
 def _round4_sql(x: str) -> str:
     scaled = f"({x} * 10000)"
-    k = f"CAST({scaled} + 0.5 AS INTEGER)"
     exact = f"{x} >= 0 AND {x} < 10000 AND abs({scaled} - CAST({scaled} AS INTEGER) - 0.5) > 1e-6"
-    frac = f"coalesce(nullif(rtrim(substr('000' || ({k} % 10000), -4), '0'), ''), '0')"
-    return f"CASE WHEN {exact} THEN ({k} / 10000) || '.' || {frac} ELSE {ROUND4}({x}) END"
+    # the double nearest to k/10⁴ has ≤ 8 significant digits: '%!.15g' writes it as repr does (0.9, 1.0)
+    text = f"printf('%!.15g', CAST({scaled} + 0.5 AS INTEGER) / 10000.0)"
+    return f"CASE WHEN {exact} THEN {text} ELSE {ROUND4}({x}) END"
 
 
 def _iso(x: str) -> str:
@@ -138,11 +138,11 @@ def jsonl_sql(*, any_matches: bool) -> str:
 def csv_sql(*, safe: bool, any_matches: bool) -> str:
     """One column: the post's CSV row (RFC 4180, `\\r\\n` included) as UTF-8 bytes, its cells the JSONL
     record's values (docs/export.md)."""
-    triggers = ", ".join(f"char({ord(c)})" for c in FORMULA_START)
+    triggers = ", ".join(str(ord(c)) for c in FORMULA_START)  # code points, compared with unicode(x)
 
     def cell(x: str, *, user: bool = False, empty: str = "") -> str:
         """Quoted when it holds a comma, a quote or a line break; user-written text made formula-safe."""
-        mark = f"CASE WHEN substr({x}, 1, 1) IN ({triggers}) THEN '''' ELSE '' END" if user and safe else "''"
+        mark = f"CASE WHEN unicode({x}) IN ({triggers}) THEN '''' ELSE '' END" if user and safe else "''"
         special = f"""instr({x}, ',') OR instr({x}, '"') OR instr({x}, char(10)) OR instr({x}, char(13))"""
         return (
             f"CASE WHEN {x} IS NULL OR {x} = '' THEN '{empty}' "
@@ -152,10 +152,19 @@ def csv_sql(*, safe: bool, any_matches: bool) -> str:
     def iso(x: str) -> str:
         return f"coalesce({_iso(x)} || 'Z', '')"
 
+    # the channel's name and the story id are expressions: each cell() below would evaluate them often
+    channel = (
+        f"CASE WHEN c.username IS NULL OR c.username = '' THEN {cell('c.title', user=True)} "
+        f"ELSE {cell('c.username', user=True)} END"
+    )
+    story = (
+        "CASE WHEN p.story_id IS NULL OR p.story_id = '' THEN p.channel_id || ':' || p.message_id "
+        f"ELSE {cell('p.story_id')} END"
+    )
     cells = [
         str(SCHEMA_VERSION),
         "p.channel_id",
-        cell(CHANNEL, user=True),
+        channel,
         cell("c.title", user=True),
         "p.message_id",
         iso("p.date"),
@@ -174,7 +183,7 @@ def csv_sql(*, safe: bool, any_matches: bool) -> str:
         cell("p.author", user=True),
         cell("p.service_action"),
         cell("p.tags", empty="[]"),
-        cell(STORY),
+        story,
         iso("p.edit_date"),
         "p.version",
         DELETED,
@@ -188,9 +197,10 @@ def csv_sql(*, safe: bool, any_matches: bool) -> str:
 
 
 def parquet_sql(*, any_matches: bool) -> str:
-    """One column: the post as a JSON object pyarrow's JSON reader turns into Arrow columns
-    (`parquet.json_schema`): timestamps in microseconds, `reactions` as key/value pairs, full
-    `lang_confidence` precision (17 digits round-trip)."""
+    """Two columns: the post as a JSON object pyarrow's JSON reader turns into Arrow columns
+    (`parquet.json_schema`: timestamps in microseconds, `reactions` as key/value pairs, full
+    `lang_confidence` precision, 17 digits round-trip), and its text, as UTF-8 bytes (cheaper than
+    escaping and parsing it)."""
     pairs = """'{"key":' || json_quote(key) || ',"value":' || value || '}'"""
     reactions = _group(pairs, "FROM json_each(p.reactions)", csv=False)
     values = {
@@ -199,7 +209,6 @@ def parquet_sql(*, any_matches: bool) -> str:
         "channel_title": "json_quote(c.title)",
         "message_id": "p.message_id",
         "date": _us("p.date"),
-        "text": "json_quote(p.text)",
         "entities": "coalesce(nullif(p.entities, ''), '[]')",
         "lang": "json_quote(p.lang)",
         "lang_confidence": "printf('%!.17g', p.lang_confidence)",
@@ -226,4 +235,4 @@ def parquet_sql(*, any_matches: bool) -> str:
         "matched_queries": _matched(csv=False, any_matches=any_matches),
         "edit_history": _history(parquet=True),
     }
-    return _json_object(values)
+    return f"{_json_object(values)}, CAST(p.text AS BLOB)"

@@ -49,11 +49,14 @@ async def record_batches(
     query: Query | None = None,
     on_read: Callable[[int], None] | None = None,
     size: int = BATCH,
-) -> AsyncGenerator[Batch[bytes], None]:
-    """The posts the filters select, in (date, channel, message) order, as the records (bytes)
-    `record_sql` formats; `on_read` counts posts read (kept by the query or not)."""
+    width: int = 1,
+) -> AsyncGenerator[Batch[Any], None]:
+    """The posts the filters select, in (date, channel, message) order, as the records `record_sql`
+    formats (its `width` columns: one gives the value, more a tuple); `on_read` counts posts read
+    (kept by the query or not)."""
     where, params = _filter_sql(filters)
     extra = ", p.text, p.lang, c.username" if query is not None else ""
+    end = 1 + width
     async with archive._db.execute(
         f"SELECT p.channel_id, {record_sql}{extra} FROM posts p JOIN channels c ON c.id = p.channel_id "
         f"WHERE 1 = 1 {where} ORDER BY p.date, p.channel_id, p.message_id",
@@ -64,10 +67,11 @@ async def record_batches(
                 on_read(len(chunk))
             found: Sequence[Any] = chunk
             if query is not None:
-                found = [r for r in chunk if _matches(query, r[2], r[3], r[0], r[4])]
+                found = [r for r in chunk if _matches(query, r[end], r[end + 1], r[0], r[end + 2])]
                 if not found:
                     continue
-            yield Batch([r[1] for r in found], [r[0] for r in found])
+            items = [r[1] for r in found] if width == 1 else [r[1:end] for r in found]
+            yield Batch(items, [r[0] for r in found])
 
 
 async def count_posts(archive: SqliteArchive, filters: PostFilter) -> int:
