@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
 from itertools import accumulate
 from pathlib import Path
@@ -139,9 +140,10 @@ def json_schema(pa: Any, schema: Any) -> Any:
 class ParquetWriter:
     """Row groups of `row_group_rows`; with `max_bytes`, parts that are each a complete Parquet file.
 
-    Incoming batches become Arrow record batches at once (the text is freed); a row group
-    is written when enough rows are pending. To split exactly, each row group is first encoded alone in
-    memory to learn its size: a part ends before a group that would push it over the limit.
+    Incoming rows become Arrow record batches (8 MB of them at a time); a row group is written when
+    enough rows are pending, in a background thread, while the next rows are parsed. To split
+    exactly, each row group is first encoded alone in memory to learn its size: a part ends before a
+    group that would push it over the limit.
     """
 
     format = "parquet"
@@ -173,6 +175,10 @@ class ParquetWriter:
         self._file: OutputFile | None = None
         self._writer: Any = None
         self._estimate = 0  # upper bound of the current part's size: sum of its groups' standalone sizes
+        # Row groups are encoded and compressed in a thread of their own (Arrow releases the GIL), while
+        # the next rows are read and parsed; one group at a time, in order.
+        self._background: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None
 
     def write_batch(self, rows: Sequence[tuple[bytes, bytes]]) -> None:
         """(JSON object, text) pairs formatted by `records.parquet_sql`: parsed once enough are held."""
@@ -225,11 +231,29 @@ class ParquetWriter:
         self._pending_bytes += batch.nbytes
 
     def _flush(self) -> None:
+        """Hand the pending rows to the background thread (once it has written the previous ones)."""
         self._parse()
         if not self._pending:
             return
         table = self.pa.Table.from_batches(self._pending, schema=self.arrow_schema)
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+        self._wait()
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="tgmon-parquet")
+        self._writing = self._background.submit(self._write_table, table)
+
+    def _wait(self) -> None:
+        """Until the background write is done; its error, if any, is raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def _stop(self) -> None:
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
+
+    def _write_table(self, table: Any) -> None:
         for start in range(0, table.num_rows, self.row_group_rows):
             self._write_group(table.slice(start, self.row_group_rows))
 
@@ -275,7 +299,11 @@ class ParquetWriter:
         self._writer, self._file, self._estimate = None, None, 0
 
     def close(self) -> list[FileRecord]:
-        self._flush()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._stop()
         if self._writer is None and not self._done:
             self._open()  # no rows: still a valid file with the schema
         self._finish_part()
@@ -289,6 +317,9 @@ class ParquetWriter:
         return records
 
     def discard(self) -> None:
+        with contextlib.suppress(Exception):  # the export already failed: its error is being raised
+            self._wait()
+        self._stop()
         if self._writer is not None:
             with contextlib.suppress(Exception):  # the export already failed; the file goes anyway
                 self._writer.close()

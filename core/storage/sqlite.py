@@ -56,6 +56,7 @@ class SqliteArchive:
         self._db = db
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._vocabulary = False  # temp.posts_vocab created on this connection
 
     @classmethod
     async def open(cls, path: Path) -> SqliteArchive:
@@ -544,6 +545,20 @@ class SqliteArchive:
         )
         by_id = {r[-1]: r for r in found}
         return [rows.post_from(by_id[i]) for i in ids if i in by_id]
+
+    async def index_terms(self, prefix: str, *, limit: int) -> list[str] | None:
+        """The full-text index's words that start with `prefix` (a folded word), or None when there are
+        more than `limit`."""
+        if not self._vocabulary:
+            await self._db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.posts_vocab USING fts5vocab(main, posts_fts, row)"
+            )
+            self._vocabulary = True
+        found = await self._all(
+            "SELECT term FROM temp.posts_vocab WHERE term >= ? AND term < ? LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit + 1),
+        )
+        return None if len(found) > limit else [term for (term,) in found]
 
     async def _newest_hits(self, fts: str, where: str, params: list[Any], limit: int) -> list[int]:
         """Ids of the `limit` newest posts matching `fts` and the `where` clause, newest first.
