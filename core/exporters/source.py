@@ -2,8 +2,8 @@
 
 CSV, JSONL and Parquet read one SELECT whose column is the record already formatted by SQLite
 (`records`): matched queries and edit history come from correlated lookups in the same statement,
-so a batch costs one fetch. Telegram Desktop's layout is built in Python from `Post`s, channel by
-channel. With a `--query`, each batch is filtered by the matcher before it is written. Memory stays
+so a batch costs one fetch. Telegram Desktop's layout is built in Python from the few columns it
+needs (`tdesktop.DesktopRow`), channel by channel. With a `--query`, each batch is filtered by the matcher before it is written. Memory stays
 flat: one batch is held at a time.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from core.models import Post, PostFilter
+from core.exporters.tdesktop import ROW_SQL, DesktopRow
+from core.models import PostFilter
 from core.query.matcher import Document, Query
-from core.storage import rows
 from core.storage.sqlite import SqliteArchive, _filter_sql
 
 BATCH = 1000  # posts per fetch, per write and per query-filter pass
@@ -99,23 +99,19 @@ async def channel_posts(
     query: Query | None = None,
     on_read: Callable[[int], None] | None = None,
     size: int = BATCH,
-) -> AsyncGenerator[Batch[Post], None]:
+) -> AsyncGenerator[Batch[DesktopRow], None]:
     """One channel's posts in message-id order (Telegram Desktop's order), in batches, flat memory."""
     where, params = _filter_sql(filters)
     async with archive._db.execute(
-        f"SELECT {rows.POST_COLUMNS} FROM posts p JOIN channels c ON c.id = p.channel_id "
+        f"SELECT {ROW_SQL} FROM posts p JOIN channels c ON c.id = p.channel_id "
         f"WHERE p.channel_id = ? {where} ORDER BY p.message_id",
         (channel_id, *params),
     ) as cursor:
         while chunk := await cursor.fetchmany(size):
             if on_read is not None:
                 on_read(len(chunk))
-            posts = [rows.post_from(row) for row in chunk]
+            posts = [DesktopRow._make(row) for row in chunk]
             if query is not None:
-                posts = [
-                    p
-                    for p in posts
-                    if _matches(query, p.text, p.lang, p.channel_id, p.channel_username)
-                ]
+                posts = [p for p in posts if _matches(query, p.text, p.lang, p.channel_id, p.username)]
             if posts:
                 yield Batch(posts, [channel_id] * len(posts))
