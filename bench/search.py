@@ -199,7 +199,9 @@ def run(quick: bool) -> list[Figure]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.search", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.search",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)

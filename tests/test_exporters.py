@@ -816,7 +816,7 @@ def reference_csv(record: dict[str, Any], *, safe: bool) -> str:
 
 
 async def hostile_archive(archive: SqliteArchive) -> None:
-    await archive.upsert_channel(A, "chan_a", "=Канал, \"А\"")
+    await archive.upsert_channel(A, "chan_a", '=Канал, "А"')
     await archive.upsert_channel(B, None, "-Б\nканал")
     posts = []
     for n, conf in enumerate(CONFIDENCES * 2):
@@ -840,7 +840,11 @@ async def hostile_archive(archive: SqliteArchive) -> None:
     await archive.save_posts(posts)
     edited = posts[3].raw
     await archive.save_posts(
-        [ProcessedPost(replace(edited, text=edited.text + ' "v2"', edit_date=at(30)), "ru", 0.7, (), "f" * 64)]
+        [
+            ProcessedPost(
+                replace(edited, text=edited.text + ' "v2"', edit_date=at(30)), "ru", 0.7, (), "f" * 64
+            )
+        ]
     )
     await archive.mark_deleted(B, [2], at(40))
     store = SubscriptionStore(archive)
@@ -929,7 +933,5 @@ async def test_parquet_values_are_the_jsonl_values(archive: SqliteArchive, tmp_p
             version["edit_date"] = iso(version["edit_date"])
             version["recorded_at"] = iso(version["recorded_at"])
         assert row == {
-            k: v
-            for k, v in rec.items()
-            if k not in ("schema", "lang_confidence", "reactions", "entities")
+            k: v for k, v in rec.items() if k not in ("schema", "lang_confidence", "reactions", "entities")
         }

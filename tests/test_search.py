@@ -11,13 +11,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.models import RawPost
+from core.models import PostFilter, RawPost
 from core.pipeline import Pipeline
 from core.query.fts import fts_prefilter
 from core.query.matcher import Document, compile_query
 from core.search import narrowed, search, sharpened
 from core.storage.sqlite import SqliteArchive
-from core.models import PostFilter
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 WORDS = [
@@ -83,7 +82,9 @@ async def test_the_prefilter_finds_every_form_the_matcher_accepts(
 ) -> None:
     await fill(pipeline, archive, 300)
     result = await search(archive, text, limit=300)
-    assert [(h.post.channel_id, h.post.message_id) for h in result.hits] == await reference(archive, text, 300)
+    assert [(h.post.channel_id, h.post.message_id) for h in result.hits] == await reference(
+        archive, text, 300
+    )
 
 
 async def test_prefixes_become_the_accepted_forms(pipeline: Pipeline, archive: SqliteArchive) -> None:

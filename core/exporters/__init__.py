@@ -7,8 +7,7 @@ formatted by SQLite (`records`); for Telegram Desktop's layout it gives posts (`
 drops posts batch by batch. Every writer has `write_batch(rows)`, `close() -> files` and `discard()`,
 streams, and holds one batch at a time. Writing runs in a worker thread, overlapping the next batch's
 read (SQLite and the writers' hashing, compression and Arrow release the GIL), so the event loop (the
-bot's) stays responsive. The formats, their schemas and
-the manifest are documented in docs/export.md.
+bot's) stays responsive. The formats, their schemas and the manifest are documented in docs/export.md.
 """
 
 from __future__ import annotations
@@ -26,10 +25,17 @@ from typing import IO, Any, Protocol
 
 from core import __version__
 from core.export import iso
+from core.exporters import records
 from core.exporters.files import ExportError, FileRecord
 from core.exporters.flat import SCHEMA_VERSION, CsvWriter, JsonlWriter
-from core.exporters import records
-from core.exporters.source import Batch, channel_counts, channel_posts, count_posts, has_matches, record_batches
+from core.exporters.source import (
+    Batch,
+    channel_counts,
+    channel_posts,
+    count_posts,
+    has_matches,
+    record_batches,
+)
 from core.models import PostFilter
 from core.query.matcher import Query, compile_query
 from core.storage.sqlite import SqliteArchive
@@ -171,7 +177,9 @@ async def _batches(
         else:
             sql = records.jsonl_sql(any_matches=any_matches)
         await archive._db.create_function(records.ROUND4, 1, records.round4, deterministic=True)
-        async with aclosing(record_batches(archive, sql, request.filters, query, on_read, width=width)) as found:
+        async with aclosing(
+            record_batches(archive, sql, request.filters, query, on_read, width=width)
+        ) as found:
             async for batch in found:
                 yield batch
         return

@@ -1,5 +1,5 @@
 """Parquet through pyarrow (the optional `parquet` extra): typed columns, zstd, row groups of 50,000 rows
-(fewer when they would hold more than 32 MiB of data).
+(fewer when they would hold more than 24 MiB of data).
 
 pyarrow is imported when a Parquet export starts, never by `import core.exporters`; it ships no type
 information, so it is handled as `Any` here.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ from core.exporters.files import ExportError, FileRecord, OutputFile, part_path
 from core.exporters.flat import SCHEMA_VERSION
 
 ROW_GROUP_ROWS = 50_000
-ROW_GROUP_BYTES = 32 << 20
-PARSE_BYTES = 8 << 20  # rows are parsed into Arrow this many bytes at a time  # …or fewer rows, when their Arrow data reach 32 MiB (long posts): flat memory
+ROW_GROUP_BYTES = 24 << 20  # …or fewer rows, when their Arrow data reach 24 MiB (long posts): flat memory
+PARSE_BYTES = 4 << 20  # rows are parsed into Arrow this many bytes at a time
 COMPRESSION = "zstd"
 SUFFIXES = (".parquet", ".pq")
 # Dictionary encoding only where values repeat: for texts, hashes and links it is tried on every row group

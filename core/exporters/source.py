@@ -3,8 +3,8 @@
 CSV, JSONL and Parquet read one SELECT whose column is the record already formatted by SQLite
 (`records`): matched queries and edit history come from correlated lookups in the same statement,
 so a batch costs one fetch. Telegram Desktop's layout is built in Python from the few columns it
-needs (`tdesktop.DesktopRow`), channel by channel. With a `--query`, each batch is filtered by the matcher before it is written. Memory stays
-flat: one batch is held at a time.
+needs (`tdesktop.DesktopRow`), channel by channel. With a `--query`, each batch is filtered by the
+matcher before it is written. Memory stays flat: one batch is held at a time.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ async def record_batches(
         f"WHERE 1 = 1 {where} ORDER BY p.date, p.channel_id, p.message_id",
         params,
     ) as cursor:
-        while chunk := await cursor.fetchmany(size):
+        while chunk := list(await cursor.fetchmany(size)):
             if on_read is not None:
                 on_read(len(chunk))
             found: Sequence[Any] = chunk
@@ -107,7 +107,7 @@ async def channel_posts(
         f"WHERE p.channel_id = ? {where} ORDER BY p.message_id",
         (channel_id, *params),
     ) as cursor:
-        while chunk := await cursor.fetchmany(size):
+        while chunk := list(await cursor.fetchmany(size)):
             if on_read is not None:
                 on_read(len(chunk))
             posts = [DesktopRow._make(row) for row in chunk]

@@ -56,7 +56,6 @@ class SqliteArchive:
         self._db = db
         self.path = path
         self._write_lock = asyncio.Lock()
-        self._vocabulary = False  # temp.posts_vocab created on this connection
 
     @classmethod
     async def open(cls, path: Path) -> SqliteArchive:
@@ -549,11 +548,10 @@ class SqliteArchive:
     async def index_terms(self, prefix: str, *, limit: int) -> list[str] | None:
         """The full-text index's words that start with `prefix` (a folded word), or None when there are
         more than `limit`."""
-        if not self._vocabulary:
-            await self._db.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.posts_vocab USING fts5vocab(main, posts_fts, row)"
-            )
-            self._vocabulary = True
+        # every time: created inside a write transaction that then rolls back, it would be gone
+        await self._db.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.posts_vocab USING fts5vocab(main, posts_fts, row)"
+        )
         found = await self._all(
             "SELECT term FROM temp.posts_vocab WHERE term >= ? AND term < ? LIMIT ?",
             (prefix, prefix + "\U0010ffff", limit + 1),
@@ -578,8 +576,8 @@ class SqliteArchive:
             f"WHERE posts_fts MATCH ? {where} ORDER BY f.rowid DESC",
             (fts, *params),
         ) as cursor:
-            while chunk := await cursor.fetchmany(limit):
-                best = heapq.nlargest(limit, [*best, *chunk])
+            while chunk := list(await cursor.fetchmany(limit)):
+                best = heapq.nlargest(limit, [*best, *(tuple(row) for row in chunk)])
                 seen += len(chunk)
                 if len(best) < limit or seen < check_at:
                     continue
