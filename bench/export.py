@@ -1,20 +1,19 @@
 """Export speed and memory per format, against plain loops over a plain SELECT in the same run.
 
-    python -m bench.export [--rows 1000000] [--db PATH] [--formats csv,jsonl,...]
+    python -m bench.export [--rows 1000000] [--kinds "raw read,tgmon csv,..."] [--quick]
 
-Builds an archive of N synthetic posts (or reuses the one at --db when it already holds N): real
-texts, entities and reactions from the shared Desktop exports (../shared/data/exports; the test
-fixtures when absent), spread over 20 channels, with 5 % edited twice, 1 % deleted and 2 % matching a
-subscriber's query. Then every measurement runs in a fresh child process, so that its peak RSS
-(`resource.getrusage`) is its own:
+Reads the shared benchmark archive (bench/archive.py: N real posts, built once and cached). Every
+measurement runs in a fresh child process, so that its peak RSS is its own:
 
-* `raw read`: the sqlite3 module iterating `SELECT <post columns> … ORDER BY date` (the export order);
-* `plain csv` / `plain jsonl`: that loop writing each row with `csv.writer` / `json.dumps`;
-* `tgmon <format>`: `core.exporters.run_export`, i.e. the real thing (typed records, enrichment
-  with matched queries and edit history, hashing, manifest).
+* `raw read`: the sqlite3 module iterating `SELECT <post columns> … ORDER BY date` (the export order):
+  no export can beat it, it is the limit;
+* `plain csv` / `plain jsonl`: that loop writing each row with `csv.writer` / `json.dumps`: what a
+  straightforward exporter does (the baseline of the ratios; plain jsonl for parquet and tdesktop);
+* `tgmon <format>`: `core.exporters.run_export`, the real thing (every field, matched queries and edit
+  history, hashing, manifest).
 
-`vs read` is rows/s relative to the raw read; `vs plain` relative to the plain loop of the same kind
-(the plain jsonl one for parquet and tdesktop). `RSS +` is the peak RSS above the RSS after imports.
+Memory is the peak RSS above the RSS after imports, for the whole archive and for its first quarter
+(a date filter): flat memory means the same peak for both.
 """
 
 from __future__ import annotations
@@ -24,143 +23,35 @@ import asyncio
 import csv
 import importlib
 import json
-import random
-import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_EXPORTS = ROOT.parent / "shared" / "data" / "exports"
-FIXTURE_EXPORTS = ROOT / "tests" / "fixtures" / "tdesktop"
-CHANNELS = 20
-BATCH = 5000
-KINDS = (
-    "raw read", "plain csv", "plain jsonl", "tgmon csv", "tgmon jsonl", "tgmon jsonl.gz", "tgmon parquet",
-    "tgmon tdesktop",
-)  # fmt: skip
+from bench.archive import START, STEP, ensure_archive
+from bench.common import ROOT, Figure, rss_mb, table
+
+FORMATS = ("csv", "jsonl", "parquet", "tdesktop")
+TARGETS = {"csv": 100_000, "jsonl": 100_000, "parquet": 150_000}
+MEMORY_TARGET = 200  # MB above the baseline, whatever the row count
+KINDS = ("raw read", "plain csv", "plain jsonl", *(f"tgmon {f}" for f in FORMATS))
 SELECT = (
     "SELECT p.channel_id, p.message_id, p.date, p.text, p.entities, p.lang, p.lang_confidence, p.views, "
     "p.forwards, p.replies, p.reactions, p.media_type, p.forwarded_from, p.reply_to, p.album_id, "
     "p.author, p.service_action, p.tags, p.permalink, p.edit_date, p.deleted_at, p.collected_at, "
     "p.content_hash, c.username, c.title, p.version, p.story_id "
-    "FROM posts p JOIN channels c ON c.id = p.channel_id ORDER BY p.date, p.channel_id, p.message_id"
+    "FROM posts p JOIN channels c ON c.id = p.channel_id WHERE p.date < ? "
+    "ORDER BY p.date, p.channel_id, p.message_id"
 )
 
 
-def rss_mb(key: str = "VmHWM") -> float:
-    """Peak (VmHWM) or current (VmRSS) resident memory of this process, in MB.
+def measure_plain(kind: str, db: Path, out: Path, until: int) -> int:
+    import sqlite3
 
-    /proc's values belong to this process image; `ru_maxrss` would carry the parent's peak over exec.
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def source_posts() -> list[Any]:
-    from collectors.tdesktop import read_export
-
-    paths = sorted(SHARED_EXPORTS.glob("*.result.json")) or [
-        FIXTURE_EXPORTS / "single_chat",
-        FIXTURE_EXPORTS / "account.result.json",
-    ]
-    posts = [raw for path in paths for _, raws in read_export(path) for raw in raws if raw.text]
-    print(f"texts: {len(posts)} posts from {', '.join(p.name for p in paths)}", file=sys.stderr)
-    return posts
-
-
-async def build(db: Path, rows: int) -> None:
-    """`rows` synthetic posts written through the archive's own batched path."""
-    from core.models import ProcessedPost, RawPost
-    from core.pipeline import content_hash, extract_tags
-    from core.storage.sqlite import SqliteArchive
-    from core.storage.subscriptions import SubscriptionStore
-
-    texts = source_posts()
-    chance = random.Random(1)
-    archive = await SqliteArchive.open(db)
-    try:
-        for n in range(CHANNELS):
-            await archive.upsert_channel(
-                2_000_000_000 + n, f"bench_{n}" if n % 2 else None, f"Канал {n}", watched=False
-            )
-        start = datetime(2023, 1, 1, tzinfo=UTC)
-        started = time.perf_counter()
-        edited: list[RawPost] = []
-        deleted: dict[int, list[int]] = {}
-        for first in range(0, rows, BATCH):
-            batch = []
-            for i in range(first, min(first + BATCH, rows)):
-                model = texts[i % len(texts)]
-                channel = 2_000_000_000 + i % CHANNELS
-                raw = replace(
-                    model,
-                    channel_id=channel,
-                    message_id=i // CHANNELS + 1,
-                    date=start + timedelta(seconds=30 * i),
-                    edit_date=None,
-                    views=chance.randrange(100_000),
-                    forwards=chance.randrange(100),
-                    replies=chance.randrange(50) or None,
-                )
-                lang = "en" if raw.text.isascii() else "ru"
-                batch.append(ProcessedPost(raw, lang, 0.9, extract_tags(raw), content_hash(raw)))
-                if i % 20 == 7:
-                    edit = replace(
-                        raw, text=raw.text + "\n\nUPD: исправлено", edit_date=raw.date + timedelta(hours=1)
-                    )
-                    edited.append(edit)
-                if i % 100 == 3:
-                    deleted.setdefault(channel, []).append(raw.message_id)
-            await archive.save_posts(batch)
-            if first % (BATCH * 40) == 0:
-                rate = (first + len(batch)) / (time.perf_counter() - started)
-                print(f"  {first + len(batch)} posts stored ({rate:.0f}/s)", file=sys.stderr)
-        for first in range(0, len(edited), BATCH):
-            batch = [
-                ProcessedPost(raw, "ru", 0.9, extract_tags(raw), content_hash(raw))
-                for raw in edited[first : first + BATCH]
-            ]
-            await archive.save_posts(batch)
-        for channel, ids in deleted.items():
-            await archive.mark_deleted(channel, ids, datetime(2025, 1, 1, tzinfo=UTC))
-        store = SubscriptionStore(archive)
-        await store.upsert_subscriber(1, 1, "ru")
-        query = await store.add_query(1, "новости OR news")
-        async with archive._write() as conn:
-            await conn.execute(
-                "INSERT OR IGNORE INTO post_matches (post_id, query_id, matched_at) "
-                "SELECT id, ?, 0 FROM posts WHERE id % 50 = 11",
-                (query.id,),
-            )
-    finally:
-        await archive.close()
-
-
-def count_posts(db: Path) -> int:
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM posts").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
-
-
-def measure_plain(kind: str, db: Path, out: Path) -> int:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    cursor = conn.execute(SELECT)
+    cursor = conn.execute(SELECT, (until,))
     names = [d[0] for d in cursor.description]
     count = 0
     if kind == "raw read":
@@ -183,43 +74,42 @@ def measure_plain(kind: str, db: Path, out: Path) -> int:
     return count
 
 
-async def measure_tgmon(kind: str, db: Path, out: Path) -> tuple[int, int]:
+async def measure_tgmon(fmt: str, db: Path, out: Path, until: int) -> tuple[int, int]:
+    from datetime import UTC, datetime
+
     from core.exporters import ExportRequest, run_export
+    from core.models import PostFilter
     from core.storage.sqlite import SqliteArchive
 
-    fmt = kind.removeprefix("tgmon ")
-    compress = fmt.endswith(".gz")
-    fmt = fmt.removesuffix(".gz")
     target = out / ("td" if fmt == "tdesktop" else f"dump.{fmt}")
+    filters = PostFilter(until=datetime.fromtimestamp(until, UTC))
     archive = await SqliteArchive.open(db)
     try:
-        result = await run_export(archive, ExportRequest(fmt, target, compress=compress))
+        result = await run_export(archive, ExportRequest(fmt, target, filters))
     finally:
         await archive.close()
     return result.rows, sum(f.bytes for f in result.files)
 
 
-def child(kind: str, db: Path) -> None:
+def child(kind: str, db: Path, until: int) -> None:
     """One measurement; prints a JSON line for the parent."""
     if kind.startswith("tgmon"):  # imports are not part of the measurement
-        modules = ["core.exporters", "core.storage.sqlite"]
-        if "parquet" in kind:
-            modules.append("pyarrow.parquet")
-        for module in modules:
+        for module in ("core.exporters", "core.exporters.tdesktop", "core.storage.sqlite"):
             importlib.import_module(module)
         if "parquet" in kind:  # page in Arrow's and Parquet's code (zstd included): not the export's data
             warm_up_parquet()
     base = rss_mb("VmRSS")
     with tempfile.TemporaryDirectory(dir=db.parent) as tmp:
         out = Path(tmp)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if kind.startswith("tgmon"):
-            rows, size = asyncio.run(measure_tgmon(kind, db, out))
+            rows, size = asyncio.run(measure_tgmon(kind.removeprefix("tgmon "), db, out, until))
         else:
-            rows = measure_plain(kind, db, out)
+            rows = measure_plain(kind, db, out, until)
             size = sum(p.stat().st_size for p in out.iterdir())
-        seconds = time.perf_counter() - started
-    print(json.dumps({"rows": rows, "seconds": seconds, "peak": rss_mb(), "base": base, "bytes": size}))
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    found = {"rows": rows, "seconds": seconds, "cpu": cpu, "peak": rss_mb(), "base": base, "bytes": size}
+    print(json.dumps(found))
 
 
 def warm_up_parquet() -> None:
@@ -228,76 +118,118 @@ def warm_up_parquet() -> None:
     from core.exporters.parquet import COMPRESSION, arrow_schema, load_pyarrow
 
     pa, pq = load_pyarrow()
-    schema = arrow_schema(pa)
-    table = pa.Table.from_pylist([], schema=schema)
+    table = pa.Table.from_pylist([], schema=arrow_schema(pa))
     pq.write_table(table, io.BytesIO(), compression=COMPRESSION)
 
 
-def run_child(kind: str, db: Path) -> dict[str, Any]:
+def run_child(kind: str, db: Path, until: int) -> dict[str, Any]:
     found = subprocess.run(
-        [sys.executable, "-m", "bench.export", "--child", kind, "--db", str(db)],
+        [sys.executable, "-m", "bench.export", "--child", kind, "--db", str(db), "--until", str(until)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
     if found.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{found.stderr}")
+        raise RuntimeError(f"{kind} failed:\n{found.stderr}")
     result: dict[str, Any] = json.loads(found.stdout.strip().splitlines()[-1])
+    print(
+        f"  {kind}: {result['rows']} rows in {result['seconds']:.1f} s (cpu {result['cpu']:.1f} s), "
+        f"RSS +{result['peak'] - result['base']:.0f} MB",
+        file=sys.stderr,
+        flush=True,
+    )
     return result
+
+
+def warm_cache(db: Path) -> None:
+    """Read the file once, so that no measurement pays for the first read from disk."""
+    with db.open("rb") as file:
+        while file.read(16 << 20):
+            pass
+
+
+def measure(rows: int, kinds: list[str], *, quarter: bool = True) -> list[Figure]:
+    """Every kind on the whole archive, the exports also on its first quarter (memory: `quarter`)."""
+    db = ensure_archive(rows)
+    warm_cache(db)
+    whole = START + STEP * rows  # every post is older
+    results = {kind: run_child(kind, db, whole) for kind in kinds}
+    first = START + STEP * (rows // 4)
+    small = {kind: run_child(kind, db, first) for kind in kinds if quarter and kind.startswith("tgmon")}
+    return figures(rows, results, small)
+
+
+def rate(result: dict[str, Any] | None) -> float | None:
+    return result["rows"] / result["seconds"] if result and result["seconds"] else None
+
+
+def figures(rows: int, results: dict[str, dict[str, Any]], small: dict[str, dict[str, Any]]) -> list[Figure]:
+    found: list[Figure] = []
+    read = rate(results.get("raw read"))
+    if read is not None:
+        found.append(Figure("export", "raw read (the limit)", read, "rows/s", note=f"{rows:,} posts"))
+    for fmt in FORMATS:
+        mine = results.get(f"tgmon {fmt}")
+        if mine is None:
+            continue
+        plain = "plain csv" if fmt == "csv" else "plain jsonl"
+        speed = rate(mine)
+        assert speed is not None
+        share = f"{speed / read:.2f} of raw read, " if read else ""
+        found.append(
+            Figure(
+                "export",
+                f"{fmt} rows/s",
+                speed,
+                "rows/s",
+                baseline_name=plain if plain in results else "",
+                baseline=rate(results.get(plain)),
+                target=TARGETS.get(fmt),
+                note=f"{share}cpu {mine['rows'] / mine['cpu']:,.0f} rows/cpu-s",
+            )
+        )
+        quarter = small.get(f"tgmon {fmt}")
+        found.append(
+            Figure(
+                "export",
+                f"{fmt} peak RSS",
+                mine["peak"] - mine["base"],
+                "MB",
+                baseline_name=f"{quarter['rows']:,} rows" if quarter else "",
+                baseline=quarter["peak"] - quarter["base"] if quarter else None,
+                target=MEMORY_TARGET,
+                higher_is_better=False,
+                note=f"above baseline, {mine['rows']:,} rows",
+            )
+        )
+    return found
+
+
+def run(quick: bool) -> list[Figure]:
+    return measure(5_000 if quick else 1_000_000, list(KINDS), quarter=not quick)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.export",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--db", type=Path, help="archive to build or reuse (default: a temporary one)")
+    parser.add_argument("--quick", action="store_true", help="5,000 rows: checks that it runs")
     parser.add_argument(
         "--kinds", default=",".join(KINDS), help="comma-separated subset of: " + ", ".join(KINDS)
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--until", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.db)
+        child(args.child, args.db, args.until)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or Path(tmp) / "bench.db"
-        have = count_posts(db)
-        if have < args.rows:
-            if have:
-                raise SystemExit(f"{db} holds {have} posts, fewer than --rows {args.rows}: give another --db")
-            print(f"building {db} with {args.rows} posts …", file=sys.stderr)
-            started = time.perf_counter()
-            asyncio.run(build(db, args.rows))
-            print(f"built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        else:
-            print(f"reusing {db} ({have} posts)", file=sys.stderr)
-        report(db, [k.strip() for k in args.kinds.split(",") if k.strip()])
-
-
-def report(db: Path, kinds: list[str]) -> None:
-    results: dict[str, dict[str, Any]] = {}
-    for kind in kinds:
-        print(f"  measuring {kind} …", file=sys.stderr)
-        results[kind] = run_child(kind, db)
-    read = results.get("raw read")
-    print(
-        f"{'kind':<16}{'rows':>9}{'seconds':>9}{'rows/s':>10}{'vs read':>9}{'vs plain':>9}"
-        f"{'peak RSS':>10}{'RSS +':>8}{'output':>10}"
-    )
-    for kind, r in results.items():
-        rate = r["rows"] / r["seconds"] if r["seconds"] else 0.0
-        vs_read = f"{rate / (read['rows'] / read['seconds']):.2f}" if read and read["seconds"] else "-"
-        plain_kind = "plain csv" if "csv" in kind else "plain jsonl"
-        plain = results.get(plain_kind)
-        vs_plain = "-"
-        if kind.startswith("tgmon") and plain and plain["seconds"]:
-            vs_plain = f"{rate / (plain['rows'] / plain['seconds']):.2f}"
-        print(
-            f"{kind:<16}{r['rows']:>9}{r['seconds']:>9.1f}{rate:>10.0f}{vs_read:>9}{vs_plain:>9}"
-            f"{r['peak']:>8.0f}MB{r['peak'] - r['base']:>6.0f}MB{r['bytes'] / 1e6:>8.0f}MB"
-        )
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    print(table(measure(5_000 if args.quick else args.rows, kinds, quarter=not args.quick)))
 
 
 if __name__ == "__main__":

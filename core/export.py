@@ -1,4 +1,8 @@
-"""The JSONL record of a post (schema 1 fields); core.exporters builds every dump format on it."""
+"""The JSONL record of a post (schema 1 fields), as docs/export.md defines it.
+
+`core.exporters.records` writes the same bytes from SQL for speed; tests/test_exporters.py checks
+them against this definition.
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import json
 import random
 import sys
 import tracemalloc
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -769,3 +770,168 @@ def test_cli_parquet_without_pyarrow(
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     code, _, err = tgmon(capsys, "export", "--format", "parquet", "-o", "x.parquet")
     assert code == 2 and "pip install 'tgmon[parquet]'" in err
+
+
+# --- records formatted by SQLite, against Python's reference definition -----------------------------------
+
+HOSTILE = [
+    'кавычки "внутри", запятые, \\обратная\\ черта\r\nи переносы\nстрок',
+    "управляющие \x01\x08\x0c\x1f\x7f символы\tи таб",
+    "разделители строк \u2028 \u2029, BOM \ufeff, эмодзи 😀🇺🇦, 中文, عربى",
+    "=SUM(A1)",
+    "+7 999",
+    "@упоминание",
+    "'апостроф",
+    "\tтаб в начале",
+    "только\rвозврат каретки",
+    "только запятая, и всё",
+    "",
+]
+CONFIDENCES = [0.0, 1.0, 0.5, 0.12345, 0.99995, 0.00005, 0.00004999, 0.123449999, 0.9, 1 / 3, 2.5e-5, 7.0]
+
+
+def reference_record(post: Post, matched: list[str], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSONL schema 2 record as docs/export.md defines it: schema 1's record plus the two lists."""
+    return post_record(post) | {"schema": SCHEMA_VERSION, "matched_queries": matched, "edit_history": history}
+
+
+def reference_csv(record: dict[str, Any], *, safe: bool) -> str:
+    """The CSV row of a record as docs/export.md defines it, written by Python's csv module."""
+    user = {"text", "channel", "channel_title", "author", "forwarded_from"}
+    cells: list[Any] = []
+    for name in CSV_COLUMNS:
+        value = record[name]
+        if value is None:
+            value = ""
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, list | dict):
+            value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        elif safe and name in user and value.startswith(("=", "+", "-", "@", "\t", "\r", "'")):
+            value = "'" + value
+        cells.append(value)
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    return out.getvalue()
+
+
+async def hostile_archive(archive: SqliteArchive) -> None:
+    await archive.upsert_channel(A, "chan_a", '=Канал, "А"')
+    await archive.upsert_channel(B, None, "-Б\nканал")
+    posts = []
+    for n, conf in enumerate(CONFIDENCES * 2):
+        text = HOSTILE[n % len(HOSTILE)]
+        raw = RawPost(
+            A if n % 2 else B,
+            n + 1,
+            at(n),
+            text,
+            (Entity("bold", 0, 1), Entity("text_link", 1, 2, 'https://x.example/"a",b')) if n % 3 else (),
+            views=None if n % 4 else n,
+            reactions={"🔥": n, 'a"b,c': 1} if n % 5 == 1 else ({} if n % 5 == 2 else None),
+            media_type="photo" if n % 2 else None,
+            forwarded_from=HOSTILE[(n + 3) % len(HOSTILE)] or None,
+            reply_to=n if n % 3 == 0 else None,
+            author=HOSTILE[(n + 4) % len(HOSTILE)] or None,
+            service_action="pin_message" if n == 5 else None,
+        )
+        tags = ("#тег", '#"x"') if n % 2 else ()
+        posts.append(ProcessedPost(raw, "ru" if n % 3 else "en", conf, tags, f"{n:064x}"))
+    await archive.save_posts(posts)
+    edited = posts[3].raw
+    await archive.save_posts(
+        [
+            ProcessedPost(
+                replace(edited, text=edited.text + ' "v2"', edit_date=at(30)), "ru", 0.7, (), "f" * 64
+            )
+        ]
+    )
+    await archive.mark_deleted(B, [2], at(40))
+    store = SubscriptionStore(archive)
+    await store.upsert_subscriber(1, 1, "ru")
+    first = await store.add_query(1, 'мир "quoted", x')
+    again = await store.add_query(1, 'мир "quoted", x')  # the same text twice: listed once
+    other = await store.add_query(1, "другой")
+    await store.record_alerts(
+        [AlertRecord(1, 1, A, 2, f"{A}:2", (other.id, again.id, first.id), {}, alert=False, stored_at=0.0)]
+    )
+
+
+async def references(archive: SqliteArchive) -> list[tuple[Post, dict[str, Any]]]:
+    found = []
+    for post in [p async for p in archive.iter_posts()]:
+        matched = await archive._all(
+            "SELECT q.text FROM post_matches m JOIN queries q ON q.id = m.query_id JOIN posts p "
+            "ON p.id = m.post_id WHERE p.channel_id = ? AND p.message_id = ? ORDER BY q.id",
+            (post.channel_id, post.message_id),
+        )
+        versions = await archive.versions(post.channel_id, post.message_id) if post.versions > 1 else []
+        history = [
+            {
+                "version": v.version,
+                "text": v.text,
+                "edit_date": v.edit_date and v.edit_date.isoformat().replace("+00:00", "Z"),
+                "recorded_at": v.recorded_at.isoformat().replace("+00:00", "Z"),
+            }
+            for v in versions
+        ]
+        texts = list(dict.fromkeys(text for (text,) in matched))
+        found.append((post, reference_record(post, texts, history)))
+    return found
+
+
+async def test_jsonl_and_csv_are_byte_for_byte_the_reference(archive: SqliteArchive, tmp_path: Path) -> None:
+    await hostile_archive(archive)
+    expected = await references(archive)
+    assert any(r["matched_queries"] for _, r in expected) and any(r["edit_history"] for _, r in expected)
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    await export(archive, "jsonl", tmp_path / "dump.jsonl")
+    lines = (tmp_path / "dump.jsonl").read_text(encoding="utf-8").split("\n")
+    assert lines[:-1] == [encode(r) for _, r in expected] and lines[-1] == ""
+    for safe in (True, False):
+        await export(archive, "csv", tmp_path / "dump.csv", csv_safe=safe)
+        written = (tmp_path / "dump.csv").read_bytes().decode("utf-8-sig")
+        header = ",".join(CSV_COLUMNS) + "\r\n"
+        assert written == header + "".join(reference_csv(r, safe=safe) for _, r in expected)
+
+
+def test_sql_rounding_of_lang_confidence_is_pythons() -> None:
+    import sqlite3
+
+    from core.exporters import records
+
+    chance = random.Random(4)
+    values = [*CONFIDENCES, 9999.99995, 10_000.0, 1e20, -0.5, 0.00015, 0.00025, 123.45675]
+    values += [chance.random() for _ in range(20_000)]
+    values += [k / 10_000 + 0.00005 for k in range(0, 10_000, 7)]  # next to every kind of tie
+    with sqlite3.connect(":memory:") as conn:
+        conn.create_function(records.ROUND4, 1, records.round4, deterministic=True)
+        sql = f"SELECT {records._round4_sql('?1')}"
+        got = [conn.execute(sql, (v,)).fetchone()[0] for v in values]
+    assert got == [repr(round(v, 4)) for v in values]
+
+
+async def test_parquet_values_are_the_jsonl_values(archive: SqliteArchive, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    await hostile_archive(archive)
+    expected = await references(archive)
+    await export(archive, "parquet", tmp_path / "dump.parquet")
+    table = pq.read_table(tmp_path / "dump.parquet").to_pylist()
+    assert len(table) == len(expected)
+
+    def iso(value: datetime | None) -> str | None:
+        return value and value.isoformat().replace("+00:00", "Z")
+
+    for row, (post, rec) in zip(table, expected, strict=True):
+        assert abs(row.pop("lang_confidence") - post.lang_confidence) < 1e-6
+        assert row.pop("reactions") == (list(post.reactions.items()) if post.reactions else None)
+        entities = row.pop("entities")
+        assert [{k: v for k, v in e.items() if v is not None} for e in entities] == rec["entities"]
+        for name in ("date", "edited", "deleted_at", "collected_at"):
+            row[name] = iso(row[name])
+        for version in row["edit_history"]:
+            version["edit_date"] = iso(version["edit_date"])
+            version["recorded_at"] = iso(version["recorded_at"])
+        assert row == {
+            k: v for k, v in rec.items() if k not in ("schema", "lang_confidence", "reactions", "entities")
+        }

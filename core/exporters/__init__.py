@@ -2,11 +2,12 @@
 
     result = await run_export(archive, ExportRequest("csv", Path("dump.csv"), filters, query="протест"))
 
-One row source (`source.RowSource`: posts, a query filter, matched queries and edit history added in
-batches) feeds one writer per format; every writer has `write_batch(rows)`, `close() -> files` and
-`discard()`, streams, and holds one batch at a time. Writing runs in a worker thread, overlapping the
-next batch's read, so the event loop (the bot's) stays responsive. The formats, their schemas and
-the manifest are documented in docs/export.md.
+One SELECT feeds one writer per format: for CSV, JSONL and Parquet its column is the whole record,
+formatted by SQLite (`records`); for Telegram Desktop's layout it gives posts (`source`). A query filter
+drops posts batch by batch. Every writer has `write_batch(rows)`, `close() -> files` and `discard()`,
+streams, and holds one batch at a time. Writing runs in a worker thread, overlapping the next batch's
+read (SQLite and the writers' hashing, compression and Arrow release the GIL), so the event loop (the
+bot's) stays responsive. The formats, their schemas and the manifest are documented in docs/export.md.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -23,15 +25,16 @@ from typing import IO, Any, Protocol
 
 from core import __version__
 from core.export import iso
+from core.exporters import records
 from core.exporters.files import ExportError, FileRecord
 from core.exporters.flat import SCHEMA_VERSION, CsvWriter, JsonlWriter
 from core.exporters.source import (
-    ExportRow,
-    RowSource,
-    batched,
+    Batch,
     channel_counts,
     channel_posts,
     count_posts,
+    has_matches,
+    record_batches,
 )
 from core.models import PostFilter
 from core.query.matcher import Query, compile_query
@@ -61,7 +64,7 @@ class Writer(Protocol):
     format: str
     schema: int
 
-    def write_batch(self, rows: Sequence[ExportRow]) -> None: ...
+    def write_batch(self, rows: Sequence[Any]) -> None: ...
     def close(self) -> list[FileRecord]: ...
     def discard(self) -> None: ...
 
@@ -161,20 +164,29 @@ def make_writer(request: ExportRequest, stdout: IO[bytes] | None = None) -> Writ
     return JsonlWriter(target, **options)
 
 
-async def _row_batches(
+async def _batches(
     archive: SqliteArchive, request: ExportRequest, query: Query | None, on_read: Callable[[int], None]
-) -> AsyncGenerator[list[ExportRow], None]:
-    source = RowSource(archive, query)
+) -> AsyncGenerator[Batch[Any], None]:
     if request.format != "tdesktop":
-        async with aclosing(source.batches(batched(archive.iter_posts(request.filters)), on_read)) as rows:
-            async for batch in rows:
+        any_matches = await has_matches(archive)
+        width = 1
+        if request.format == "csv":
+            sql = records.csv_sql(safe=request.csv_safe, any_matches=any_matches)
+        elif request.format == "parquet":
+            sql, width = records.parquet_sql(any_matches=any_matches), 2
+        else:
+            sql = records.jsonl_sql(any_matches=any_matches)
+        await archive._db.create_function(records.ROUND4, 1, records.round4, deterministic=True)
+        async with aclosing(
+            record_batches(archive, sql, request.filters, query, on_read, width=width)
+        ) as found:
+            async for batch in found:
                 yield batch
         return
     # Desktop's layout: channel by channel, each in message-id order
     for channel_id, _ in await channel_counts(archive, request.filters):
-        posts = channel_posts(archive, channel_id, request.filters)
-        async with aclosing(source.batches(posts, on_read)) as rows:
-            async for batch in rows:
+        async with aclosing(channel_posts(archive, channel_id, request.filters, query, on_read)) as posts:
+            async for batch in posts:
                 yield batch
 
 
@@ -203,16 +215,15 @@ async def run_export(
 
     pending: asyncio.Future[None] | None = None
     try:
-        async with aclosing(_row_batches(archive, request, query, count_read)) as batches:
+        async with aclosing(_batches(archive, request, query, count_read)) as batches:
             async for batch in batches:
                 if pending is not None:
                     await pending
                 # the write of this batch overlaps the read of the next one
-                pending = asyncio.ensure_future(asyncio.to_thread(writer.write_batch, batch))
-                for row in batch:
-                    channel_id = row.post.channel_id
-                    result.per_channel[channel_id] = result.per_channel.get(channel_id, 0) + 1
-                result.rows += len(batch)
+                pending = asyncio.ensure_future(asyncio.to_thread(writer.write_batch, batch.items))
+                for channel_id, n in Counter(batch.channel_ids).items():
+                    result.per_channel[channel_id] = result.per_channel.get(channel_id, 0) + n
+                result.rows += len(batch.items)
         if pending is not None:
             await pending
             pending = None

@@ -12,6 +12,7 @@ import hashlib
 import io
 import os
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -226,6 +227,20 @@ class Parts:
         part = self.file(len(data))
         part.write(data)
         part.rows += 1
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """Rows already formatted: one write for the lot, unless they would take the current part over
+        the limit (then row by row, to end the part at the right row)."""
+        if not lines:
+            return
+        data = b"".join(lines)
+        part = self.current or self._open()
+        if self.max_bytes is None or part.bound() + len(data) + len(data) // 3000 <= self.max_bytes:
+            part.write(data)
+            part.rows += len(lines)
+            return
+        for line in lines:
+            self.write_row(line)
 
     def _finish_current(self) -> None:
         part = self.current

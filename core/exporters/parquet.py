@@ -1,5 +1,5 @@
 """Parquet through pyarrow (the optional `parquet` extra): typed columns, zstd, row groups of 50,000 rows
-(fewer when they would hold more than 32 MiB of data).
+(fewer when they would hold more than 24 MiB of data).
 
 pyarrow is imported when a Parquet export starts, never by `import core.exporters`; it ships no type
 information, so it is handled as `Any` here.
@@ -11,19 +11,23 @@ import contextlib
 import importlib
 import io
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from core import __version__
 from core.exporters.files import ExportError, FileRecord, OutputFile, part_path
 from core.exporters.flat import SCHEMA_VERSION
-from core.exporters.source import ExportRow
 
 ROW_GROUP_ROWS = 50_000
-ROW_GROUP_BYTES = 32 << 20  # …or fewer rows, when their Arrow data reach 32 MiB (long posts): flat memory
+ROW_GROUP_BYTES = 24 << 20  # …or fewer rows, when their Arrow data reach 24 MiB (long posts): flat memory
+PARSE_BYTES = 4 << 20  # rows are parsed into Arrow this many bytes at a time
 COMPRESSION = "zstd"
 SUFFIXES = (".parquet", ".pq")
+# Dictionary encoding only where values repeat: for texts, hashes and links it is tried on every row group
+# and given up, which costs more than the rest of the encoding
+DICTIONARY = ["channel", "channel_title", "lang", "media_type", "forwarded_from", "author", "service_action"]
 
 
 def load_pyarrow() -> tuple[Any, Any]:
@@ -105,72 +109,41 @@ def arrow_schema(pa: Any) -> Any:
     )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-def _us(value: datetime | None) -> int | None:
-    """Microseconds since the epoch: what a timestamp[us] column takes, without a datetime per value."""
-    return None if value is None else (value - _EPOCH) // _MICROSECOND
-
-
-def columns(rows: Sequence[ExportRow]) -> dict[str, list[Any]]:
-    """The rows as Python column lists, in the schema's order."""
-    posts = [row.post for row in rows]
-    return {
-        "channel_id": [p.channel_id for p in posts],
-        "channel": [p.channel_username or p.channel_title for p in posts],
-        "channel_title": [p.channel_title for p in posts],
-        "message_id": [p.message_id for p in posts],
-        "date": [_us(p.date) for p in posts],
-        "text": [p.text for p in posts],
-        "entities": [
-            [{"type": e.type, "offset": e.offset, "length": e.length, "url": e.url} for e in p.entities]
-            for p in posts
-        ],
-        "lang": [p.lang for p in posts],
-        "lang_confidence": [p.lang_confidence for p in posts],
-        "url": [p.permalink for p in posts],
-        "views": [p.views for p in posts],
-        "forwards": [p.forwards for p in posts],
-        "replies": [p.replies for p in posts],
-        "reactions": [list(p.reactions.items()) if p.reactions else None for p in posts],
-        "media_type": [p.media_type for p in posts],
-        "forwarded_from": [p.forwarded_from for p in posts],
-        "reply_to": [p.reply_to for p in posts],
-        "album_id": [p.album_id for p in posts],
-        "author": [p.author for p in posts],
-        "service_action": [p.service_action for p in posts],
-        "tags": [list(p.tags) for p in posts],
-        "story_id": [p.story_id for p in posts],
-        "edited": [_us(p.edit_date) for p in posts],
-        "versions": [p.versions for p in posts],
-        "deleted": [p.deleted_at is not None for p in posts],
-        "deleted_at": [_us(p.deleted_at) for p in posts],
-        "collected_at": [_us(p.collected_at) for p in posts],
-        "content_hash": [p.content_hash for p in posts],
-        "matched_queries": [list(row.matched_queries) for row in rows],
-        "edit_history": [
-            [
-                {
-                    "version": v.version,
-                    "text": v.text,
-                    "edit_date": _us(v.edit_date),
-                    "recorded_at": _us(v.recorded_at),
-                }
-                for v in row.edit_history
-            ]
-            for row in rows
-        ],
-    }
+def json_schema(pa: Any, schema: Any) -> Any:
+    """What `records.parquet_sql` writes, as pyarrow's JSON reader is told to read it: timestamps as
+    integer microseconds (also inside `edit_history`), `reactions` as a list of key/value pairs."""
+    fields = []
+    for field in schema:
+        if field.name == "text":  # a column of its own, not JSON
+            continue
+        kind = field.type
+        if pa.types.is_timestamp(kind):
+            kind = pa.int64()
+        elif pa.types.is_map(kind):
+            kind = pa.list_(pa.struct([("key", kind.key_type), ("value", kind.item_type)]))
+        elif field.name == "edit_history":
+            item = kind.value_type
+            kind = pa.list_(
+                pa.struct(
+                    [
+                        (f.name, pa.int64() if pa.types.is_timestamp(f.type) else f.type)
+                        for f in (item.field(i) for i in range(item.num_fields))
+                    ]
+                )
+            )
+        elif field.name == "lang_confidence":
+            kind = pa.float64()
+        fields.append(pa.field(field.name, kind))
+    return pa.schema(fields)
 
 
 class ParquetWriter:
     """Row groups of `row_group_rows`; with `max_bytes`, parts that are each a complete Parquet file.
 
-    Incoming batches become Arrow record batches at once (the Python objects are freed); a row group
-    is written when enough rows are pending. To split exactly, each row group is first encoded alone in
-    memory to learn its size: a part ends before a group that would push it over the limit.
+    Incoming rows become Arrow record batches (8 MB of them at a time); a row group is written when
+    enough rows are pending, in a background thread, while the next rows are parsed. To split
+    exactly, each row group is first encoded alone in memory to learn its size: a part ends before a
+    group that would push it over the limit.
     """
 
     format = "parquet"
@@ -186,6 +159,11 @@ class ParquetWriter:
     ) -> None:
         self.pa, self.pq = load_pyarrow()
         self.arrow_schema = arrow_schema(self.pa)
+        self._json = importlib.import_module("pyarrow.json")
+        self._parse_options = self._json.ParseOptions(explicit_schema=json_schema(self.pa, self.arrow_schema))
+        self._lines: list[bytes] = []  # rows not yet parsed
+        self._texts: list[bytes] = []
+        self._held = 0
         self.target = target
         self.max_bytes = max_bytes
         self.row_group_rows = row_group_rows
@@ -197,29 +175,90 @@ class ParquetWriter:
         self._file: OutputFile | None = None
         self._writer: Any = None
         self._estimate = 0  # upper bound of the current part's size: sum of its groups' standalone sizes
+        # Row groups are encoded and compressed in a thread of their own (Arrow releases the GIL), while
+        # the next rows are read and parsed; one group at a time, in order.
+        self._background: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None
 
-    def write_batch(self, rows: Sequence[ExportRow]) -> None:
+    def write_batch(self, rows: Sequence[tuple[bytes, bytes]]) -> None:
+        """(JSON object, text) pairs formatted by `records.parquet_sql`: parsed once enough are held."""
         if not rows:
             return
-        cols = columns(rows)
-        arrays = [self.pa.array(cols[field.name], type=field.type) for field in self.arrow_schema]
-        batch = self.pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+        lines, texts = zip(*rows, strict=True)
+        self._lines += lines
+        self._texts += texts
+        self._held += sum(map(len, lines)) + sum(map(len, texts))
+        if self._held >= PARSE_BYTES or self._pending_rows + len(self._lines) >= self.row_group_rows:
+            self._parse()
+            if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
+                self._flush()
+
+    def _parse(self) -> None:
+        """The held rows as one record batch: the JSON parsed by pyarrow's reader (C++, off the GIL), the
+        texts taken as they are, then every column given its type."""
+        if not self._lines:
+            return
+        pa = self.pa
+        block = max(PARSE_BYTES, max(map(len, self._lines)) + 1)  # a block must hold the longest line
+        options = self._json.ReadOptions(block_size=block, use_threads=False)  # the export is the thread
+        table = self._json.read_json(
+            pa.BufferReader(b"".join(self._lines)), read_options=options, parse_options=self._parse_options
+        )
+        arrays = []
+        for field in self.arrow_schema:
+            if field.name == "text":  # the bytes and their offsets as they are: no copy per value
+                # (not validated again: SQLite holds them as the UTF-8 that Python wrote)
+                offsets = pa.array([0, *accumulate(map(len, self._texts))], pa.int32())
+                data = pa.py_buffer(b"".join(self._texts))
+                arrays.append(pa.StringArray.from_buffers(len(self._texts), offsets.buffers()[1], data))
+                continue
+            column = table.column(field.name).combine_chunks()
+            if pa.types.is_map(field.type):
+                column = pa.MapArray.from_arrays(
+                    column.offsets,
+                    column.values.field("key"),
+                    column.values.field("value"),
+                    type=field.type,
+                    mask=column.is_null(),
+                )
+            elif column.type != field.type:
+                column = column.cast(field.type)
+            arrays.append(column)
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+        self._lines, self._texts, self._held = [], [], 0
         self._pending.append(batch)
-        self._pending_rows += len(rows)
+        self._pending_rows += batch.num_rows
         self._pending_bytes += batch.nbytes
-        if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
-            self._flush()
 
     def _flush(self) -> None:
+        """Hand the pending rows to the background thread (once it has written the previous ones)."""
+        self._parse()
         if not self._pending:
             return
         table = self.pa.Table.from_batches(self._pending, schema=self.arrow_schema)
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+        self._wait()
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="tgmon-parquet")
+        self._writing = self._background.submit(self._write_table, table)
+
+    def _wait(self) -> None:
+        """Until the background write is done; its error, if any, is raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def _stop(self) -> None:
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
+
+    def _write_table(self, table: Any) -> None:
         for start in range(0, table.num_rows, self.row_group_rows):
             self._write_group(table.slice(start, self.row_group_rows))
 
     def _options(self) -> dict[str, Any]:
-        return {"compression": COMPRESSION, "write_statistics": True}
+        return {"compression": COMPRESSION, "write_statistics": True, "use_dictionary": DICTIONARY}
 
     def _standalone_size(self, table: Any) -> int:
         buffer = io.BytesIO()
@@ -260,7 +299,11 @@ class ParquetWriter:
         self._writer, self._file, self._estimate = None, None, 0
 
     def close(self) -> list[FileRecord]:
-        self._flush()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._stop()
         if self._writer is None and not self._done:
             self._open()  # no rows: still a valid file with the schema
         self._finish_part()
@@ -274,6 +317,9 @@ class ParquetWriter:
         return records
 
     def discard(self) -> None:
+        with contextlib.suppress(Exception):  # the export already failed: its error is being raised
+            self._wait()
+        self._stop()
         if self._writer is not None:
             with contextlib.suppress(Exception):  # the export already failed; the file goes anyway
                 self._writer.close()

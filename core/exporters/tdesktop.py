@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.exporters.files import ExportError, FileRecord, OutputFile
-from core.exporters.source import ExportRow
-from core.models import Entity, Post
+from core.models import Entity
+from core.storage.rows import entities_from
 
 LAYOUT_VERSION = 1  # how tgmon maps its posts onto the format (the format itself has no version)
 FILE_NAME = "result.json"
@@ -41,12 +40,6 @@ _FILE_MEDIA: dict[str, str | None] = {
 _ENTITY_NAMES = {"url": "link", "text_mention": "mention_name", "phone_number": "phone"}
 _encode = json.JSONEncoder(ensure_ascii=False).encode
 _PEER_ID = re.compile(r"^((?:channel|user|chat)\d+)(?:/\d+)?$")
-
-
-def desktop_date(value: datetime) -> tuple[str, str]:
-    """(`date`, `date_unixtime`): Desktop writes the exporter's local time; we write UTC, no offset."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S"), str(int(utc.timestamp()))
 
 
 def _entity_piece(entity: Entity, text: str) -> dict[str, Any]:
@@ -118,41 +111,70 @@ def _reactions(reactions: dict[str, int]) -> list[dict[str, Any]]:
     return listed
 
 
-def message(post: Post, chat_name: str) -> dict[str, Any]:
+class DesktopRow(NamedTuple):
+    """What a Desktop message is made of, as `ROW_SQL` selects it (dates formatted by SQLite)."""
+
+    channel_id: int
+    message_id: int
+    date: str  # `2024-01-01T10:00:00`, UTC
+    date_unixtime: str
+    edited: str | None
+    edited_unixtime: str | None
+    text: str
+    entities: str | None  # JSON, as stored
+    reactions: str | None  # JSON, as stored
+    media_type: str | None
+    forwarded_from: str | None
+    reply_to: int | None
+    author: str | None
+    service_action: str | None
+    username: str | None
+    title: str
+    lang: str  # for a query filter
+
+
+_DATE = "strftime('%Y-%m-%dT%H:%M:%S', {0}, 'unixepoch'), CAST({0} AS TEXT)"
+ROW_SQL = (
+    f"p.channel_id, p.message_id, {_DATE.format('p.date')}, {_DATE.format('p.edit_date')}, p.text, "
+    "p.entities, p.reactions, p.media_type, p.forwarded_from, p.reply_to, p.author, p.service_action, "
+    "c.username, c.title, p.lang"
+)
+
+
+def message(row: DesktopRow, chat_name: str) -> dict[str, Any]:
     """One post as a Desktop message object, keys in Desktop's order."""
-    date, unix = desktop_date(post.date)
     msg: dict[str, Any] = {
-        "id": post.message_id,
-        "type": "service" if post.service_action else "message",
-        "date": date,
-        "date_unixtime": unix,
+        "id": row.message_id,
+        "type": "service" if row.service_action else "message",
+        "date": row.date,
+        "date_unixtime": row.date_unixtime,
     }
-    if post.edit_date is not None:
-        msg["edited"], msg["edited_unixtime"] = desktop_date(post.edit_date)
-    peer = f"channel{post.channel_id}"
-    if post.service_action:
+    if row.edited is not None:
+        msg["edited"], msg["edited_unixtime"] = row.edited, row.edited_unixtime
+    peer = f"channel{row.channel_id}"
+    if row.service_action:
         msg["actor"] = chat_name
         msg["actor_id"] = peer
-        msg["action"] = post.service_action
-        if post.text:
-            msg["title"] = post.text  # the new title of create_channel, edit_group_title, …
-        if post.reply_to is not None:
-            msg["message_id"] = post.reply_to  # pin_message: the pinned message
+        msg["action"] = row.service_action
+        if row.text:
+            msg["title"] = row.text  # the new title of create_channel, edit_group_title, …
+        if row.reply_to is not None:
+            msg["message_id"] = row.reply_to  # pin_message: the pinned message
         msg["text"] = ""
         msg["text_entities"] = []
         return msg
     msg["from"] = chat_name
     msg["from_id"] = peer
-    if post.author:
-        msg["author"] = post.author
-    if post.forwarded_from:
-        msg["forwarded_from"] = post.forwarded_from
-        origin = _PEER_ID.match(post.forwarded_from)
+    if row.author:
+        msg["author"] = row.author
+    if row.forwarded_from:
+        msg["forwarded_from"] = row.forwarded_from
+        origin = _PEER_ID.match(row.forwarded_from)
         if origin:
             msg["forwarded_from_id"] = origin[1]
-    if post.reply_to is not None:
-        msg["reply_to_message_id"] = post.reply_to
-    media = post.media_type
+    if row.reply_to is not None:
+        msg["reply_to_message_id"] = row.reply_to
+    media = row.media_type
     if media == "photo":
         msg["photo"] = NOT_INCLUDED
     elif media in _FILE_MEDIA:
@@ -162,19 +184,21 @@ def message(post: Post, chat_name: str) -> dict[str, Any]:
             msg["media_type"] = kind
     elif media:  # poll, webpage, location, …: Desktop writes their content, which we do not keep
         msg["media_type"] = media
-    text = text_parts(post.text, post.entities)
+    text = text_parts(row.text, entities_from(row.entities)) if row.entities else row.text
     msg["text"] = text
     msg["text_entities"] = text_entities(text)
-    if post.reactions:
-        msg["reactions"] = _reactions(post.reactions)
+    if row.reactions:
+        reactions = json.loads(row.reactions)
+        if reactions:
+            msg["reactions"] = _reactions(reactions)
     return msg
 
 
-def _chat_header(post: Post) -> str:
+def _chat_header(row: DesktopRow) -> str:
     chat = {
-        "name": post.channel_title or post.channel_username or "",
-        "type": "public_channel" if post.channel_username else "private_channel",
-        "id": post.channel_id,
+        "name": row.title or row.username or "",
+        "type": "public_channel" if row.username else "private_channel",
+        "id": row.channel_id,
     }
     lines = [f" {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}," for key, value in chat.items()]
     return "{\n" + "\n".join(lines) + '\n "messages": [\n'
@@ -203,7 +227,7 @@ class TdesktopWriter:
     def _path(self, channel_id: int) -> Path:
         return self.directory / str(channel_id) / (FILE_NAME + (".gz" if self.compress else ""))
 
-    def _start(self, post: Post) -> OutputFile:
+    def _start(self, post: DesktopRow) -> OutputFile:
         path = self._path(post.channel_id)
         try:
             path.parent.mkdir(exist_ok=True)
@@ -211,7 +235,7 @@ class TdesktopWriter:
             raise ExportError(f"cannot write {path.parent}: {exc.strerror or exc}") from None
         self._file = OutputFile(path, compress=self.compress)
         self._channel = post.channel_id
-        self._name = post.channel_title or post.channel_username or ""
+        self._name = post.title or post.username or ""
         self._file.write(_chat_header(post).encode("utf-8"))
         return self._file
 
@@ -223,9 +247,8 @@ class TdesktopWriter:
         self._done.append((self._file, size, sha, self._channel))
         self._file, self._channel = None, None
 
-    def write_batch(self, rows: Sequence[ExportRow]) -> None:
-        for row in rows:
-            post = row.post
+    def write_batch(self, rows: Sequence[DesktopRow]) -> None:
+        for post in rows:
             out = self._file
             if out is None or post.channel_id != self._channel:
                 self._finish()
