@@ -10,17 +10,19 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from core.langid import Detection, LanguageDetector
 from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
+from core.query.fts import fts_body
 from core.query.index import QueryIndex, QueryMatch
 from core.query.matcher import Document
+from core.query.text import tokenize
 from core.storage import Archive
 from core.storage.rows import entities_json
-from core.stories import StoryIndex, is_current_signature, parse_forward_origin
+from core.stories import Key, StoryIndex, is_current_signature, parse_forward_origin
 from core.stories import signature as story_signature
 
 log = logging.getLogger("tgmon.pipeline")
@@ -37,15 +39,6 @@ class Handover:
     post: Post
     edited: bool
     matches: tuple[QueryMatch, ...] = ()
-
-
-def _handover(index: QueryIndex | None, post: Post, *, edited: bool) -> Handover:
-    if index is None or not len(index) or not post.text:
-        return Handover(post, edited)
-    doc = Document.of(
-        post.text, lang=post.lang, channel_id=post.channel_id, channel_username=post.channel_username
-    )
-    return Handover(post, edited, tuple(index.match(doc)))
 
 
 class QuerySource(Protocol):
@@ -157,18 +150,22 @@ class Pipeline:
         progress: ChannelProgress | None = None,
         alerts: bool = True,
     ) -> SaveResult:
-        """Process and store one batch in one transaction; hand new and edited posts over for alerts."""
-        async with self._lock:
-            result = await self._store([normalise(raw) for raw in raws], progress)
-        if alerts and (result.new or result.edited):
-            index = await self.queries.current() if self.queries is not None else None
-            items = [_handover(index, p, edited=False) for p in result.new if p.service_action is None]
-            items += [_handover(index, p, edited=True) for p in result.edited if p.service_action is None]
-            if items:
-                await self.sink.hand_over(items)
-        return result
+        """Process and store one batch in one transaction, with the alerts of its new and edited posts.
 
-    async def _store(self, posts: list[RawPost], progress: ChannelProgress | None) -> SaveResult:
+        The sink is handed the batch inside the transaction that stores it: a crash keeps the posts and
+        their alerts together or loses both (and the batch is read again), never the alerts alone.
+        """
+        async with self._lock:
+            index = await self.queries.current() if alerts and self.queries is not None else None
+            return await self._store([normalise(raw) for raw in raws], progress, index, alerts)
+
+    async def _store(
+        self,
+        posts: list[RawPost],
+        progress: ChannelProgress | None,
+        index: QueryIndex | None,
+        alerts: bool,
+    ) -> SaveResult:
         hashes = [content_hash(raw) for raw in posts]
         known: dict[int, dict[int, str]] = {}
         for channel_id in {raw.channel_id for raw in posts}:
@@ -180,24 +177,46 @@ class Pipeline:
             for i, raw in enumerate(posts)
             if raw.service_action is None and known[raw.channel_id].get(raw.message_id) != hashes[i]
         ]
-        detections = (
-            await asyncio.to_thread(self._detect, [posts[i].text for i in to_detect]) if to_detect else []
-        )
-        langs = dict(zip(to_detect, detections, strict=True))
-        stories = await self._assign_stories(posts, known, to_detect)
+        if self.stories is not None and not self._stories_loaded:
+            await self._load_stories(self.stories)
+        matching = alerts and index is not None and len(index) > 0
+        prepared = await asyncio.to_thread(self._prepare, posts, known, to_detect, matching)
         processed = []
         for i, raw in enumerate(posts):
-            found = langs.get(i, UNDETERMINED)
-            story_id, sig = stories.get(i, (None, b""))
-            tags = extract_tags(raw)
-            processed.append(ProcessedPost(raw, found.lang, found.confidence, tags, hashes[i], story_id, sig))
+            found = prepared.langs.get(i, UNDETERMINED)
+            story_id, sig = prepared.stories.get(i, (None, b""))
+            processed.append(
+                ProcessedPost(
+                    raw, found.lang, found.confidence, extract_tags(raw), hashes[i], story_id, sig,
+                    prepared.fts.get(i),
+                )
+            )  # fmt: skip
+
+        async def hand_over(result: SaveResult) -> None:
+            items = [
+                self._handover(index, prepared.docs, p, edited=False)
+                for p in result.new
+                if p.service_action is None
+            ]
+            items += [
+                self._handover(index, prepared.docs, p, edited=True)
+                for p in result.edited
+                if p.service_action is None
+            ]
+            if items:
+                await self.sink.hand_over(items)
+
         try:
-            result = await self.archive.save_posts(processed, progress=progress)
+            result = await self.archive.save_posts(
+                processed, progress=progress, then=hand_over if alerts else None
+            )
         except BaseException:
             self._forget(posts, known)
             raise
         if self.stories is not None:
-            signatures = {(posts[i].channel_id, posts[i].message_id): sig for i, (_, sig) in stories.items()}
+            signatures = {
+                (posts[i].channel_id, posts[i].message_id): sig for i, (_, sig) in prepared.stories.items()
+            }
             for post in result.edited:  # the story stays; its text, and so its signature, changed
                 key = (post.channel_id, post.message_id)
                 self.stories.remove(key)
@@ -207,33 +226,58 @@ class Pipeline:
             log.debug("post_saved channel=%s id=%s lang=%s", post.channel_id, post.message_id, post.lang)
         return result
 
-    async def _assign_stories(
-        self, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int]
+    def _prepare(
+        self, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int], matching: bool
+    ) -> _Prepared:
+        """The CPU work of a batch, off the event loop: language, words (once, for the full-text index
+        and for matching), stories."""
+        prepared = _Prepared()
+        for i in changed:
+            raw = posts[i]
+            found = self.detector.detect(raw.text)
+            prepared.langs[i] = found
+            if not raw.text:
+                continue
+            tokens = tokenize(raw.text)
+            prepared.fts[i] = fts_body(raw.text, tokens)
+            if matching:
+                doc = Document.of(raw.text, lang=found.lang, channel_id=raw.channel_id, tokens=tokens)
+                prepared.docs[(raw.channel_id, raw.message_id)] = doc
+        if self.stories is not None:
+            prepared.stories = self._assign_stories(self.stories, posts, known, changed)
+        return prepared
+
+    @staticmethod
+    def _handover(
+        index: QueryIndex | None, docs: dict[Key, Document], post: Post, *, edited: bool
+    ) -> Handover:
+        if index is None or not len(index) or not post.text:
+            return Handover(post, edited)
+        doc = docs.get((post.channel_id, post.message_id))
+        if doc is None or doc.text != post.text:
+            doc = Document.of(post.text, lang=post.lang, channel_id=post.channel_id)
+        doc.channel_username = (post.channel_username or "").lower() or None
+        return Handover(post, edited, tuple(index.match(doc)))
+
+    @staticmethod
+    def _assign_stories(
+        stories: StoryIndex, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int]
     ) -> dict[int, tuple[str | None, bytes]]:
         """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits."""
-        stories = self.stories
-        if stories is None:
-            return {}
-        if not self._stories_loaded:
-            await self._load_stories(stories)
         new = sorted(
             (i for i in changed if posts[i].message_id not in known[posts[i].channel_id]),
             key=lambda i: (posts[i].date, posts[i].channel_id, posts[i].message_id),
         )
         edited = [i for i in changed if posts[i].message_id in known[posts[i].channel_id]]
-
-        def work() -> dict[int, tuple[str | None, bytes]]:
-            found: dict[int, tuple[str | None, bytes]] = {}
-            for i in new:
-                raw = posts[i]
-                origin = parse_forward_origin(raw.forwarded_from)
-                match = stories.assign((raw.channel_id, raw.message_id), raw.text, raw.date, origin)
-                found[i] = (match.story_id, match.signature)
-            for i in edited:
-                found[i] = (None, story_signature(posts[i].text))
-            return found
-
-        return await asyncio.to_thread(work)
+        found: dict[int, tuple[str | None, bytes]] = {}
+        for i in new:
+            raw = posts[i]
+            origin = parse_forward_origin(raw.forwarded_from)
+            match = stories.assign((raw.channel_id, raw.message_id), raw.text, raw.date, origin)
+            found[i] = (match.story_id, match.signature)
+        for i in edited:
+            found[i] = (None, story_signature(posts[i].text))
+        return found
 
     async def _load_stories(self, stories: StoryIndex) -> None:
         """Rebuild the in-memory index from the stored posts of the last window, once per process."""
@@ -250,5 +294,12 @@ class Pipeline:
                 if raw.message_id not in known.get(raw.channel_id, {}):
                     self.stories.remove((raw.channel_id, raw.message_id))
 
-    def _detect(self, texts: list[str]) -> list[Detection]:
-        return [self.detector.detect(text) for text in texts]
+
+@dataclass(slots=True)
+class _Prepared:
+    """What `Pipeline._prepare` computed for a batch, by post position (docs: by post key)."""
+
+    langs: dict[int, Detection] = field(default_factory=dict)
+    fts: dict[int, str] = field(default_factory=dict)
+    docs: dict[Key, Document] = field(default_factory=dict)
+    stories: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)

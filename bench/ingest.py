@@ -1,0 +1,313 @@
+"""End-to-end ingest: posts/s from raw post to queued alert, with 100,000 active query terms.
+
+    python -m bench.ingest [--quick] [--posts N] [--terms N] [--subscribers N] [--profile FILE]
+
+tgmon: the real path — `Pipeline` with the fastText detector, `SubscriptionQueries` + `OutboxSink` over
+`SubscriptionStore`, `StoryIndex`, `SqliteArchive` (full-text index, edit history, outbox), fed in
+batches of `importer.BATCH` posts of one channel, the way `tgmon import` and backfill feed it.
+
+Posts are synthetic but made of real texts (../shared/data dumps and exports, or the test fixtures):
+the first pass uses each text as it is, later passes splice two texts of one source (first half of
+one, second half of another), and one post in ten copies a recent post of another channel (a story
+crossing channels). They are spread over 100 channels with rising message ids and dates within the last
+day, so matches are fresh and become alerts. Subscribers' queries come from `bench.matching.make_queries`
+(1-3 words, phrases, exclusions, real words plus invented ones) until they hold the wanted number of
+terms (the words of the query text).
+
+Baseline (same run): the "naive pipeline" of existing monitors — langdetect per post, a Python loop
+evaluating every compiled query against every post (the same matcher, without the index), and one
+INSERT + COMMIT per post (and per alert) into a table with an FTS5 index. It runs at a few posts/s at
+100k terms, so it is measured on the first posts for a fixed time budget; the note says how many.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.common import SHARED_DATA, Figure, have_shared_data, reset_peak_rss, rss_mb
+from bench.matching import make_queries
+from bench.matching import texts as fixture_texts
+from core import importer
+from core.alerts import OutboxSink, SubscriptionQueries
+from core.langid import FastTextDetector, LangdetectDetector
+from core.models import RawPost
+from core.pipeline import Pipeline
+from core.query.index import QueryIndex
+from core.query.matcher import Document, compile_query
+from core.query.text import tokenize
+from core.storage.sqlite import SqliteArchive
+from core.storage.subscriptions import SubscriptionStore
+from core.stories import StoryIndex
+
+SECTION = "ingest"
+CHANNELS = 100
+COPY_EVERY = 10  # one post in ten repeats a recent post of another channel
+SPAN = timedelta(hours=20)  # post dates: the last 20 hours, so every match is fresh enough to alert
+NAIVE_SECONDS = 25.0
+BROAD = 0.005  # queries matching more than this share of posts are dropped as unrealistic
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    posts: int
+    terms: int
+    subscribers: int
+    naive_seconds: float
+
+
+DEFAULT = Sizes(posts=200_000, terms=100_000, subscribers=10_000, naive_seconds=NAIVE_SECONDS)
+QUICK = Sizes(posts=2_000, terms=1_000, subscribers=100, naive_seconds=2.0)
+
+
+def corpus() -> list[list[str]]:
+    """Real texts grouped by source file (a splice stays within one source, so within one language)."""
+    if not have_shared_data():
+        return [fixture_texts()]
+    from bench.stories_eval import load_items
+
+    groups: dict[str, list[str]] = {}
+    for item in load_items(SHARED_DATA):
+        if len(item.text) > 20:
+            groups.setdefault(item.ref[0], []).append(item.text)
+    return list(groups.values())
+
+
+def synthetic_posts(groups: list[list[str]], count: int, now: datetime, rng: random.Random) -> list[RawPost]:
+    """`count` posts over CHANNELS channels, ids and dates rising in each."""
+    originals = [(g, t) for g, texts in enumerate(groups) for t in texts]
+    rng.shuffle(originals)
+    words = {t: t.split() for _, t in originals}
+    start, step = now - SPAN, SPAN / max(count, 1)
+    posts: list[RawPost] = []
+    for n in range(count):
+        channel, message_id = n % CHANNELS + 1, n // CHANNELS + 1
+        if n % COPY_EVERY == COPY_EVERY - 1 and n > CHANNELS:
+            text = posts[n - rng.randrange(1, CHANNELS)].text  # another channel's recent post
+        elif n < len(originals):
+            text = originals[n][1]
+        else:
+            group, first = originals[n % len(originals)]
+            other = rng.choice(groups[group])
+            a, b = words[first], other.split()
+            text = " ".join(a[: len(a) // 2] + b[len(b) // 2 :])
+        posts.append(RawPost(channel, message_id, start + step * n, text, views=n % 1000))
+    return posts
+
+
+def query_texts(groups: list[list[str]], terms: int, rng: random.Random) -> list[str]:
+    """Query texts until their words add up to `terms`, without the few that match most posts.
+
+    A random real word is sometimes "that" or "года"; nobody subscribes to those, and a query matching
+    more than BROAD of the posts is dropped (measured on a sample of posts, with the index).
+    """
+    sample = [t for g in groups for t in g]
+    candidates = list(make_queries(sample, terms * 2 // 3 + 10, rng))
+    index = QueryIndex()
+    for n, query in enumerate(candidates):
+        index.add(n, query)
+    probe = rng.sample(sample, min(len(sample), 2_000))
+    hits: Counter[Hashable] = Counter()
+    for text in probe:
+        hits.update(match.query_id for match in index.match(Document.of(text)))
+    found, total = [], 0
+    for n, query in enumerate(candidates):
+        if hits[n] > BROAD * len(probe):
+            continue
+        found.append(query.text)
+        total += len(tokenize(query.text))
+        if total >= terms:
+            break
+    return found
+
+
+def batches(posts: list[RawPost]) -> Iterator[list[RawPost]]:
+    """Per channel, `importer.BATCH` posts at a time, channels taking turns (ids rise in each)."""
+    by_channel: dict[int, list[RawPost]] = {}
+    for raw in posts:
+        by_channel.setdefault(raw.channel_id, []).append(raw)
+    size = importer.BATCH
+    longest = max((len(v) for v in by_channel.values()), default=0)
+    for start in range(0, longest, size):
+        for channel_posts in by_channel.values():
+            if chunk := channel_posts[start : start + size]:
+                yield chunk
+
+
+async def _subscribe(store: SubscriptionStore, texts: list[str], subscribers: int) -> None:
+    """Subscribers and their queries, written in bulk (setup, not measured)."""
+    async with store.archive._write() as db:
+        now = int(time.time())
+        await db.executemany(
+            "INSERT INTO subscribers (id, chat_id, ui_lang, created_at) VALUES (?, ?, 'en', ?)",
+            [(1000 + s, 1000 + s, now) for s in range(subscribers)],
+        )
+        await db.executemany(
+            "INSERT INTO queries (subscriber_id, text, created_at) VALUES (?, ?, ?)",
+            [(1000 + n % subscribers, text, now) for n, text in enumerate(texts)],
+        )
+        await db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'queries_version'")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    posts: int
+    seconds: float
+    alerts: int
+    matches: int
+    peak_rss_mb: float
+
+
+async def run_tgmon(posts: list[RawPost], texts: list[str], subscribers: int, profile: Path | None) -> Run:
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = await SqliteArchive.open(Path(tmp) / "ingest.db")
+        try:
+            store = SubscriptionStore(archive)
+            await _subscribe(store, texts, subscribers)
+            for channel in range(1, CHANNELS + 1):
+                await archive.upsert_channel(channel, f"chan{channel}", f"Channel {channel}")
+            queries = SubscriptionQueries(store)
+            await queries.current()  # compile the queries once, as a running collector has
+            detector = FastTextDetector()
+            detector.detect("warm up the model")
+            pipeline = Pipeline(archive, detector, OutboxSink(store, queries), queries, StoryIndex())
+            reset_peak_rss()
+            profiler = _profiler(profile)
+            started = time.perf_counter()
+            for batch in batches(posts):
+                await pipeline.ingest(batch)
+            seconds = time.perf_counter() - started
+            peak = rss_mb()
+            if profiler is not None:
+                profiler.stop()
+                assert profile is not None
+                report = profiler.output_text(unicode=True, color=False, show_all=False)
+                await asyncio.to_thread(profile.write_text, report)
+            alerts = (await archive._one("SELECT COUNT(*) FROM outbox WHERE kind = 'alert'"))[0]
+            matches = (await archive._one("SELECT COUNT(*) FROM post_matches"))[0]
+        finally:
+            await archive.close()
+    return Run(len(posts), seconds, alerts, matches, peak)
+
+
+def _profiler(path: Path | None):  # type: ignore[no-untyped-def]
+    if path is None:
+        return None
+    from pyinstrument import Profiler
+
+    profiler = Profiler(async_mode="disabled")
+    profiler.start()
+    return profiler
+
+
+NAIVE_SCHEMA = """
+CREATE TABLE posts (id INTEGER PRIMARY KEY, channel_id INTEGER, message_id INTEGER, date INTEGER,
+                    text TEXT, lang TEXT, UNIQUE (channel_id, message_id));
+CREATE VIRTUAL TABLE posts_fts USING fts5(text, content='posts', content_rowid='id');
+CREATE TABLE outbox (id INTEGER PRIMARY KEY, subscriber_id INTEGER, post_id INTEGER, payload TEXT);
+"""
+
+
+def run_naive(posts: list[RawPost], texts: list[str], subscribers: int, budget: float) -> Run:
+    """langdetect, every query against every post, one commit per post: until `budget` seconds pass."""
+    queries = [(n % subscribers, compile_query(text)) for n, text in enumerate(texts)]
+    detector = LangdetectDetector()
+    detector.detect("warm up the profiles")
+    done = alerts = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "naive.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.executescript(NAIVE_SCHEMA)
+        started = time.perf_counter()
+        for raw in posts:
+            lang = detector.detect(raw.text).lang
+            doc = Document.of(raw.text, lang=lang, channel_id=raw.channel_id)
+            hits = [(sub, q.text) for sub, q in queries if q.match(doc) is not None]
+            db.execute("BEGIN")
+            cur = db.execute(
+                "INSERT INTO posts (channel_id, message_id, date, text, lang) VALUES (?, ?, ?, ?, ?)",
+                (raw.channel_id, raw.message_id, int(raw.date.timestamp()), raw.text, lang),
+            )
+            db.execute("INSERT INTO posts_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, raw.text))
+            for sub, text in hits:
+                db.execute(
+                    "INSERT INTO outbox (subscriber_id, post_id, payload) VALUES (?, ?, ?)",
+                    (sub, cur.lastrowid, text),
+                )
+            db.execute("COMMIT")
+            done += 1
+            alerts += len(hits)
+            if time.perf_counter() - started >= budget:
+                break
+        seconds = time.perf_counter() - started
+        db.close()
+    return Run(done, seconds, alerts, alerts, rss_mb())
+
+
+def measure(sizes: Sizes, profile: Path | None = None) -> list[Figure]:
+    rng = random.Random(6)
+    groups = corpus()
+    now = datetime.now(UTC)
+    posts = synthetic_posts(groups, sizes.posts, now, rng)
+    texts = query_texts(groups, sizes.terms, rng)
+    terms = sum(len(tokenize(t)) for t in texts)
+    tgmon = asyncio.run(run_tgmon(posts, texts, sizes.subscribers, profile))
+    naive = run_naive(posts, texts, sizes.subscribers, sizes.naive_seconds)
+    rate, naive_rate = tgmon.posts / tgmon.seconds, naive.posts / naive.seconds
+    setting = (
+        f"{tgmon.posts:,} posts, {len(texts):,} queries / {terms:,} terms "
+        f"of {sizes.subscribers:,} subscribers"
+    )
+    naive_note = (
+        f"naive on the first {naive.posts:,} posts: langdetect, every compiled query, commit per post"
+    )
+    return [
+        Figure(
+            SECTION, "posts/s end to end", rate, "posts/s", "naive pipeline", naive_rate,
+            target=5_000, ratio_target=30, note=f"{setting}; {naive_note}",
+        ),
+        Figure(
+            SECTION, "alerts queued/s", tgmon.alerts / tgmon.seconds, "alerts/s",
+            note=f"{tgmon.alerts:,} alerts, {tgmon.matches:,} matches recorded",
+        ),
+        Figure(SECTION, "peak RSS during ingest", tgmon.peak_rss_mb, "MB", higher_is_better=False,
+               note="story index of every post (all within 72 h), 100k-term query index, SQLite cache"),
+    ]  # fmt: skip
+
+
+def run(quick: bool) -> list[Figure]:
+    return measure(QUICK if quick else DEFAULT)
+
+
+def main() -> None:
+    from bench.common import table
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--posts", type=int)
+    parser.add_argument("--terms", type=int)
+    parser.add_argument("--subscribers", type=int)
+    parser.add_argument("--naive-seconds", type=float)
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the tgmon run here")
+    args = parser.parse_args()
+    base = QUICK if args.quick else DEFAULT
+    sizes = Sizes(
+        args.posts or base.posts,
+        args.terms or base.terms,
+        args.subscribers or base.subscribers,
+        base.naive_seconds if args.naive_seconds is None else args.naive_seconds,
+    )
+    print(table(measure(sizes, args.profile)))
+
+
+if __name__ == "__main__":
+    main()
