@@ -16,13 +16,14 @@ How (docs/stories.md has the evaluation behind every number here):
 * Shingles are overlapping runs of `SHINGLE_WORDS` (4) tokens; in CJK/Thai text, where every character is
   a token, of `SHINGLE_CHARS` (5) characters.
 * MinHash with `NUM_PERM` (128) independent hash functions: each shingle is hashed once with SHAKE-128 into
-  128 values of 31 bits, and the signature keeps the per-position minimum. The minima are taken with
-  big-integer lane arithmetic (a few operations per shingle on one 4,096-bit int): 0.14 ms for a
-  500-character post, against 0.31 ms with per-value `min` and 1.1 ms with the (a·x+b) mod p permutation
-  trick. Stable across processes and platforms: no `hash()`, no seeds.
+  128 values of 31 bits, and the signature keeps the per-position minimum, taken by numpy over all the
+  shingles at once (the hashing is most of the cost; the minima were twice as slow with big-integer lane
+  arithmetic). Stable across processes and platforms: no `hash()`, no seeds.
 * `StoryIndex` keeps the signatures of the last `WINDOW` (72 h) of posts in LSH buckets (`BANDS` bands of
   `ROWS` values); candidates that share a bucket are confirmed by the estimated Jaccard similarity (the
-  share of equal signature values) ≥ `THRESHOLD`.
+  share of equal signature values) ≥ `THRESHOLD`. The buckets are one sorted numpy array of 64-bit band
+  hashes with the entry each belongs to (16 bytes per band and post, against ~70 in a dict); a hash
+  collision is ruled out by comparing the band itself.
 
 Texts with fewer than `MIN_WORDS` words (a CJK/Thai character counts `CJK_WEIGHT` of a word) after
 fingerprinting are never merged by content: their signature is `b""`. Nothing here does I/O; the archive
@@ -41,6 +42,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import count
 from typing import Literal
+
+import numpy as np
 
 __all__ = [
     "BANDS",
@@ -230,34 +233,32 @@ def shingles(text: str) -> set[str]:
     return _shingle_set(_tokens(text))
 
 
-# --- MinHash ----------------------------------------------------------------------------------------
+# --- MinHash ---------------------------------------------------------------------------------------
 #
-# A signature is NUM_PERM lanes of 32 bits in one little-endian integer, each lane holding a 31-bit value
-# (bit 31 of every lane stays 0: the guard bit that lane arithmetic needs).
+# A signature is NUM_PERM little-endian uint32 values of 31 bits (bit 31 stays 0: the guard bit that the
+# lane arithmetic of `_agreement` needs).
 
 _HEADER = bytes([SIGNATURE_VERSION])
+_VALUE_MASK = np.uint32(0x7FFFFFFF)
 
 
 @lru_cache(maxsize=4)
 def _lanes(n: int) -> tuple[int, int]:
-    """(value mask, guard-bit mask) for n lanes."""
+    """(value mask, guard-bit mask) for n lanes of one big integer."""
     values = int.from_bytes(b"\xff\xff\xff\x7f" * n, "little")
     guards = int.from_bytes(b"\x00\x00\x00\x80" * n, "little")
     return values, guards
 
 
 def _minhash(shingle_set: set[str], num_perm: int = NUM_PERM) -> bytes:
-    """Per-lane minimum over the shingles' SHAKE-128 values, as 4 * num_perm little-endian bytes."""
-    values, guards = _lanes(num_perm)
+    """Per-position minimum over the shingles' SHAKE-128 values, as 4 * num_perm little-endian bytes."""
+    if not shingle_set:
+        return b"\xff\xff\xff\x7f" * num_perm
     size = 4 * num_perm
     shake = hashlib.shake_128
-    acc = values  # every lane at its maximum
-    for shingle in shingle_set:
-        lane = int.from_bytes(shake(shingle.encode("utf-8")).digest(size), "little") & values
-        # Lanes where acc >= lane: the guard bit of (acc | guard) - lane survives, no borrow crosses lanes.
-        take = ((((acc | guards) - lane) & guards) >> 31) * 0x7FFFFFFF
-        acc ^= (acc ^ lane) & take
-    return acc.to_bytes(size, "little")
+    digests = b"".join([shake(shingle.encode("utf-8")).digest(size) for shingle in shingle_set])
+    values = np.frombuffer(digests, dtype="<u4").reshape(-1, num_perm) & _VALUE_MASK
+    return bytes(values.min(axis=0).astype("<u4", copy=False).data)
 
 
 def _agreement(a: bytes, b: bytes) -> float:
@@ -354,13 +355,127 @@ def story_id_for(key: Key) -> str:
 
 
 class _Entry:
-    __slots__ = ("key", "sig", "story_id", "ts")
+    __slots__ = ("key", "sig", "slot", "story_id", "ts")
 
-    def __init__(self, key: Key, story_id: str, sig: bytes, ts: float) -> None:
+    def __init__(self, key: Key, story_id: str, sig: bytes, ts: float, slot: int) -> None:
         self.key = key
         self.story_id = story_id
         self.sig = sig  # headerless, b"" when too short to judge
         self.ts = ts
+        self.slot = slot  # its number in the bucket store (-1: not bucketed)
+
+
+class _Buckets:
+    """LSH buckets: which entries have a given band value, in flat arrays.
+
+    Each (band hash, slot, generation) triple sits in sorted numpy arrays; new triples wait in a small dict
+    until there are enough to merge. A slot is an entry's number; freeing it bumps its generation, which
+    makes every triple pointing at the old entry stale (skipped, and dropped at the next merge). Lookups
+    return slots whose current entry *may* share the band: the caller compares the band itself.
+    """
+
+    MERGE_AT = 1 << 14  # pending triples (a Python dict: ~150 bytes each) before a merge
+
+    def __init__(self, bands: int, rows: int) -> None:
+        self.bands = bands
+        self.rows = rows
+        rng = np.random.default_rng(0x5EED)  # fixed multipliers: the hashes need not be stable, only good
+        self._mult = rng.integers(1, 2**63, size=rows, dtype=np.uint64) | np.uint64(1)
+        self._salt = rng.integers(0, 2**63, size=bands, dtype=np.uint64)
+        self._keys = np.empty(0, np.uint64)
+        self._slots = np.empty(0, np.int32)
+        self._gens = np.empty(0, np.uint32)
+        self._pending: dict[int, list[tuple[int, int]]] = {}
+        self._pending_count = 0
+        self._stale = 0  # triples of freed slots still in the arrays
+        self.entries: list[_Entry | None] = []  # by slot
+        self.generation = np.zeros(0, np.uint32)  # by slot
+        self._free: list[int] = []
+
+    def __len__(self) -> int:
+        """Triples held, stale ones included until the next merge."""
+        return len(self._keys) + self._pending_count
+
+    def hashes(self, sig: bytes) -> list[int]:
+        """One 64-bit hash per band of a headerless signature."""
+        values = np.frombuffer(sig, dtype="<u4", count=self.bands * self.rows).reshape(self.bands, self.rows)
+        with np.errstate(over="ignore"):
+            mixed = (values.astype(np.uint64) * self._mult).sum(axis=1, dtype=np.uint64) + self._salt
+        return [int(h) for h in mixed]
+
+    def add(self, entry: _Entry) -> None:
+        slot = self._free.pop() if self._free else self._grow()
+        entry.slot = slot
+        self.entries[slot] = entry
+        gen = int(self.generation[slot])
+        for h in self.hashes(entry.sig):
+            self._pending.setdefault(h, []).append((slot, gen))
+        self._pending_count += self.bands
+        if self._pending_count >= self.MERGE_AT:
+            self._merge()
+
+    def discard(self, entry: _Entry) -> None:
+        slot = entry.slot
+        if slot < 0 or self.entries[slot] is not entry:
+            return
+        self.entries[slot] = None
+        self.generation[slot] += 1
+        self._free.append(slot)
+        self._stale += self.bands
+        entry.slot = -1
+
+    def find(self, hashes: list[int]) -> list[tuple[int, _Entry]]:
+        """(band, entry) for every live entry with the same hash in that band (not yet the same band)."""
+        found: list[tuple[int, _Entry]] = []
+        entries, generation = self.entries, self.generation
+        if len(self._keys):
+            wanted = np.array(hashes, dtype=np.uint64)
+            lo = np.searchsorted(self._keys, wanted, "left")
+            hi = np.searchsorted(self._keys, wanted, "right")
+            for band in np.flatnonzero(hi > lo).tolist():
+                for i in range(int(lo[band]), int(hi[band])):
+                    slot = int(self._slots[i])
+                    entry = entries[slot]
+                    if entry is not None and generation[slot] == self._gens[i]:
+                        found.append((band, entry))
+        if self._pending:
+            for band, h in enumerate(hashes):
+                for slot, gen in self._pending.get(h, ()):
+                    entry = entries[slot]
+                    if entry is not None and generation[slot] == gen:
+                        found.append((band, entry))
+        return found
+
+    def _grow(self) -> int:
+        slot = len(self.entries)
+        self.entries.append(None)
+        if slot >= len(self.generation):
+            self.generation = np.concatenate([self.generation, np.zeros(max(1024, slot), np.uint32)])
+        return slot
+
+    def _merge(self) -> None:
+        """Fold the pending triples into the sorted arrays; drop the stale ones when they pile up."""
+        n = self._pending_count
+        keys = np.empty(n, np.uint64)
+        slots = np.empty(n, np.int32)
+        gens = np.empty(n, np.uint32)
+        i = 0
+        for h, items in self._pending.items():
+            for slot, gen in items:
+                keys[i], slots[i], gens[i] = h, slot, gen
+                i += 1
+        self._pending = {}
+        self._pending_count = 0
+        order = np.argsort(keys[:i], kind="stable")
+        keys, slots, gens = keys[order], slots[order], gens[order]
+        at = np.searchsorted(self._keys, keys, "right")
+        self._keys = np.insert(self._keys, at, keys)
+        self._slots = np.insert(self._slots, at, slots)
+        self._gens = np.insert(self._gens, at, gens)
+        if self._stale > len(self._keys) // 4:
+            live = self.generation[self._slots] == self._gens
+            self._keys, self._slots, self._gens = self._keys[live], self._slots[live], self._gens[live]
+            self._stale = 0
 
 
 class _Alias:
@@ -410,7 +525,7 @@ class StoryIndex:
         self._window_s = window.total_seconds()
         self._entries: dict[Key, _Entry] = {}
         self._aliases: dict[Key, _Alias] = {}
-        self._buckets: dict[int, Key | list[Key]] = {}
+        self._buckets = _Buckets(bands, rows)
         self._heap: list[tuple[float, int, Key]] = []  # (ts, seq, key) of entries and aliases, lazily cleaned
         self._seq = count()
         self._newest = float("-inf")
@@ -487,8 +602,7 @@ class StoryIndex:
         entry = self._entries.pop(key, None)
         if entry is None:
             return False
-        for band_key in self._band_keys(entry.sig):
-            self._unbucket(band_key, key)
+        self._buckets.discard(entry)
         return True
 
     # internals
@@ -508,45 +622,37 @@ class StoryIndex:
     def _by_content(self, channel_id: int, sig: bytes, ts: float, blob: bytes) -> StoryMatch | None:
         best: tuple[float, Key, float, str] | None = None  # (ts, key, similarity, story)
         seen: set[Key] = set()
-        for band_key in self._band_keys(sig):
-            found = self._buckets.get(band_key)
-            if found is None:
+        for entry in self._candidates(sig):
+            if entry.key in seen:
                 continue
-            for candidate in (found,) if isinstance(found, tuple) else found:
-                if candidate in seen:
-                    continue
-                seen.add(candidate)
-                entry = self._entries[candidate]
-                if abs(entry.ts - ts) > self._window_s:
-                    continue
-                score = _agreement(sig, entry.sig)
-                needed = self.same_channel_threshold if candidate[0] == channel_id else self.threshold
-                if score >= needed and (best is None or (entry.ts, entry.key) < best[:2]):
-                    best = (entry.ts, entry.key, score, entry.story_id)
+            seen.add(entry.key)
+            if abs(entry.ts - ts) > self._window_s:
+                continue
+            score = _agreement(sig, entry.sig)
+            needed = self.same_channel_threshold if entry.key[0] == channel_id else self.threshold
+            if score >= needed and (best is None or (entry.ts, entry.key) < best[:2]):
+                best = (entry.ts, entry.key, score, entry.story_id)
         if best is None:
             return None
         return StoryMatch(best[3], False, best[2], best[1], blob, "duplicate")
 
-    def _band_keys(self, sig: bytes) -> Iterator[int]:
-        """One bucket key per band: the band's values and its number in one int (no `hash()`)."""
+    def _candidates(self, sig: bytes) -> Iterator[_Entry]:
+        """Indexed entries that share at least one band (all `rows` values) with `sig`; repeats possible."""
         if not sig:
             return
         width = 4 * self.rows
-        for band in range(self.bands):
-            yield int.from_bytes(sig[band * width : (band + 1) * width], "little") * self.bands + band
+        for band, entry in self._buckets.find(self._buckets.hashes(sig)):
+            start = band * width
+            if entry.sig[start : start + width] == sig[start : start + width]:
+                yield entry
 
     def _add(self, key: Key, story_id: str, sig: bytes, ts: float) -> None:
-        self._entries[key] = _Entry(key, story_id, sig, ts)
+        entry = _Entry(key, story_id, sig, ts, -1)
+        self._entries[key] = entry
         heapq.heappush(self._heap, (ts, next(self._seq), key))
         self._newest = max(self._newest, ts)
-        for band_key in self._band_keys(sig):
-            found = self._buckets.get(band_key)
-            if found is None:
-                self._buckets[band_key] = key
-            elif isinstance(found, tuple):
-                self._buckets[band_key] = [found, key]
-            else:
-                found.append(key)
+        if sig:
+            self._buckets.add(entry)
 
     def _alias(self, origin: Key | None, key: Key, story_id: str, ts: float) -> None:
         """Remember a forward's origin that is not indexed, so its other forwards join the same story."""
@@ -554,21 +660,6 @@ class StoryIndex:
             return
         self._aliases[origin] = _Alias(story_id, key, ts)
         heapq.heappush(self._heap, (ts, next(self._seq), origin))
-
-    def _unbucket(self, band_key: int, key: Key) -> None:
-        found = self._buckets.get(band_key)
-        if found is None:
-            return
-        if isinstance(found, tuple):
-            if found == key:
-                del self._buckets[band_key]
-            return
-        if key in found:
-            found.remove(key)
-        if len(found) == 1:
-            self._buckets[band_key] = found[0]
-        elif not found:
-            del self._buckets[band_key]
 
     def _evict(self) -> None:
         horizon = self._newest - self._window_s
