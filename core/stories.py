@@ -174,7 +174,9 @@ def strip_signature(text: str) -> str:
 def _fold(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
     if not folded.isascii():
-        folded = _CJK_SPLIT.sub(r" \1 ", _MARKS.sub("", folded))
+        folded = _MARKS.sub("", folded)
+        if _CJK_CHAR.search(folded):  # the split's template substitution is costly even when nothing matches
+            folded = _CJK_SPLIT.sub(r" \1 ", folded)
     return folded
 
 
