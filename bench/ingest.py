@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import random
+import resource
 import sqlite3
 import tempfile
 import time
@@ -58,6 +60,7 @@ COPY_EVERY = 10  # one post in ten repeats a recent post of another channel
 SPAN = timedelta(hours=20)  # post dates: the last 20 hours, so every match is fresh enough to alert
 TGMON_SECONDS = 40.0  # the tgmon run stops early when it takes longer (the note says how many posts)
 NAIVE_SECONDS = 15.0
+WORKERS = 1 if (os.cpu_count() or 1) > 1 else 0  # language and story signatures beside the main process
 BROAD = 0.005  # queries matching more than this share of posts are dropped as unrealistic
 
 
@@ -68,6 +71,7 @@ class Sizes:
     subscribers: int
     naive_seconds: float
     tgmon_seconds: float
+    workers: int | None = None
 
 
 DEFAULT = Sizes(200_000, 100_000, 10_000, NAIVE_SECONDS, TGMON_SECONDS)
@@ -181,10 +185,23 @@ class Run:
     alerts: int
     matches: int
     peak_rss_mb: float
+    worker_peak_rss_mb: float
+
+
+def _cpu_time() -> float:
+    """CPU seconds of this process and of its finished or running children (the workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 async def run_tgmon(
-    posts: list[RawPost], texts: list[str], subscribers: int, budget: float, profile: Path | None
+    posts: list[RawPost],
+    texts: list[str],
+    subscribers: int,
+    budget: float,
+    workers: int,
+    profile: Path | None,
 ) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         archive = await SqliteArchive.open(Path(tmp) / "ingest.db")
@@ -197,11 +214,13 @@ async def run_tgmon(
             await queries.current()  # compile the queries once, as a running collector has
             detector = FastTextDetector()
             detector.detect("warm up the model")
-            pipeline = Pipeline(archive, detector, OutboxSink(store, queries), queries, StoryIndex())
+            sink = OutboxSink(store, queries)
+            pipeline = Pipeline(archive, detector, sink, queries, StoryIndex(), workers=workers)
             reset_peak_rss()
             profiler = _profiler(profile)
+            await pipeline.start_workers()  # as a running collector has them
             done = 0
-            cpu = time.process_time()
+            cpu = _cpu_time()
             started = time.perf_counter()
             for batch in batches(posts):
                 await pipeline.ingest(batch)
@@ -209,8 +228,10 @@ async def run_tgmon(
                 if time.perf_counter() - started >= budget:
                     break
             seconds = time.perf_counter() - started
-            cpu = time.process_time() - cpu
             peak = rss_mb()
+            pipeline.close()  # the workers' CPU time counts once they have exited
+            cpu = _cpu_time() - cpu
+            worker_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             if profiler is not None:
                 profiler.stop()
                 assert profile is not None
@@ -220,7 +241,7 @@ async def run_tgmon(
             matches = (await archive._one("SELECT COUNT(*) FROM post_matches"))[0]
         finally:
             await archive.close()
-    return Run(done, seconds, cpu, alerts, matches, peak)
+    return Run(done, seconds, cpu, alerts, matches, peak, worker_peak)
 
 
 def _profiler(path: Path | None):  # type: ignore[no-untyped-def]
@@ -276,7 +297,7 @@ def run_naive(posts: list[RawPost], compiled: list[Query], subscribers: int, bud
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
         db.close()
-    return Run(done, seconds, cpu, alerts, alerts, rss_mb())
+    return Run(done, seconds, cpu, alerts, alerts, rss_mb(), 0.0)
 
 
 def measure(sizes: Sizes, profile: Path | None = None) -> list[Figure]:
@@ -287,11 +308,13 @@ def measure(sizes: Sizes, profile: Path | None = None) -> list[Figure]:
     compiled = subscriptions(groups, sizes.terms, rng)
     texts = [query.text for query in compiled]
     terms = sum(len(tokenize(t)) for t in texts)
-    tgmon = asyncio.run(run_tgmon(posts, texts, sizes.subscribers, sizes.tgmon_seconds, profile))
+    workers = WORKERS if sizes.workers is None else sizes.workers
+    tgmon = asyncio.run(run_tgmon(posts, texts, sizes.subscribers, sizes.tgmon_seconds, workers, profile))
     naive = run_naive(posts, compiled, sizes.subscribers, sizes.naive_seconds)
     rate, naive_rate = tgmon.posts / tgmon.seconds, naive.posts / naive.seconds
     setting = (
-        f"{tgmon.posts:,} posts of {sizes.posts:,} in {tgmon.seconds:.0f} s, {len(texts):,} queries / "
+        f"{tgmon.posts:,} posts of {sizes.posts:,} in {tgmon.seconds:.0f} s, {workers} worker process(es), "
+        f"{len(texts):,} queries / "
         f"{terms:,} terms of {sizes.subscribers:,} subscribers, "
         f"{tgmon.matches / tgmon.posts:.2f} matches/post; per CPU-second "
         f"{tgmon.posts / tgmon.cpu_seconds:,.0f} vs naive {naive.posts / naive.cpu_seconds:,.1f}"
@@ -309,7 +332,8 @@ def measure(sizes: Sizes, profile: Path | None = None) -> list[Figure]:
             note=f"{tgmon.alerts:,} alerts, {tgmon.matches:,} matches recorded",
         ),
         Figure(SECTION, "peak RSS during ingest", tgmon.peak_rss_mb, "MB", higher_is_better=False,
-               note=f"story index of {tgmon.posts:,} posts (all within 72 h), query index, SQLite cache"),
+               note=f"main process: story index of {tgmon.posts:,} posts (all within 72 h), query index, "
+                    f"SQLite cache; {workers} worker process(es), peak {tgmon.worker_peak_rss_mb:.0f} MB"),
     ]  # fmt: skip
 
 
@@ -327,6 +351,7 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int)
     parser.add_argument("--naive-seconds", type=float)
     parser.add_argument("--seconds", type=float, help="stop the tgmon run after this long")
+    parser.add_argument("--workers", type=int, help=f"worker processes of the pipeline (default {WORKERS})")
     parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the tgmon run here")
     args = parser.parse_args()
     base = QUICK if args.quick else DEFAULT
@@ -336,6 +361,7 @@ def main() -> None:
         args.subscribers or base.subscribers,
         base.naive_seconds if args.naive_seconds is None else args.naive_seconds,
         args.seconds or base.tgmon_seconds,
+        args.workers,
     )
     print(table(measure(sizes, args.profile)))
 

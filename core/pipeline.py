@@ -8,13 +8,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import multiprocessing
+import os
 import re
+import threading
+import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import Protocol
 
-from core.langid import Detection, LanguageDetector
+from core.langid import ENGINES, Detection, LanguageDetector, make_detector
 from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
 from core.query.fts import fts_body
 from core.query.index import QueryIndex, QueryMatch
@@ -130,7 +136,11 @@ class Pipeline:
         sink: AlertSink | None = None,
         queries: QueryIndex | QuerySource | None = None,
         stories: StoryIndex | None = None,
+        *,
+        workers: int = 0,
     ) -> None:
+        """`workers` > 0: language detection and story signatures of each batch run in that many worker
+        processes, beside this one's tokenising and matching (built-in detectors only; see `close`)."""
         self.archive = archive
         self.detector = detector
         self.sink: AlertSink = sink or NullSink()
@@ -142,6 +152,26 @@ class Pipeline:
         self._stories_loaded = False
         # One batch at a time: the stored hashes read below must not race another batch of this process.
         self._lock = asyncio.Lock()
+        self.workers = workers if detector.name in ENGINES else 0  # a worker rebuilds the detector by name
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def start_workers(self) -> None:
+        """Start the worker processes and load their models now rather than in the first batch."""
+        if self.workers:
+            loop = asyncio.get_running_loop()
+            pool = self._worker_pool()
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, analyse, self.detector.name, ["warm up"], True)
+                    for _ in range(self.workers)
+                )
+            )
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (a pipeline without workers needs no closing)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     async def ingest(
         self,
@@ -180,7 +210,7 @@ class Pipeline:
         if self.stories is not None and not self._stories_loaded:
             await self._load_stories(self.stories)
         matching = alerts and index is not None and len(index) > 0
-        prepared = await asyncio.to_thread(self._prepare, posts, known, to_detect, matching)
+        prepared = await self._prepare(posts, known, to_detect, matching)
         processed = []
         for i, raw in enumerate(posts):
             found = prepared.langs.get(i, UNDETERMINED)
@@ -226,26 +256,69 @@ class Pipeline:
             log.debug("post_saved channel=%s id=%s lang=%s", post.channel_id, post.message_id, post.lang)
         return result
 
-    def _prepare(
+    async def _prepare(
         self, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int], matching: bool
     ) -> _Prepared:
-        """The CPU work of a batch, off the event loop: language, words (once, for the full-text index
-        and for matching), stories."""
+        """The CPU work of a batch, off the event loop: language, words (once, for the full-text index and
+        for matching), stories. With workers, they detect and sign chunk after chunk while this process
+        tokenises the chunks already back."""
         prepared = _Prepared()
+        if not self.workers:
+            await asyncio.to_thread(self._analyse_here, posts, changed, matching, prepared)
+        else:
+            loop = asyncio.get_running_loop()
+            pool = self._worker_pool()
+            chunks = [changed[start : start + WORKER_CHUNK] for start in range(0, len(changed), WORKER_CHUNK)]
+            signing = self.stories is not None
+            futures = [
+                loop.run_in_executor(
+                    pool, analyse, self.detector.name, [posts[i].text for i in chunk], signing
+                )
+                for chunk in chunks
+            ]
+            for chunk, future in zip(chunks, futures, strict=True):
+                for i, (lang, confidence, blob) in zip(chunk, await future, strict=True):
+                    prepared.langs[i] = Detection(lang, confidence)
+                    prepared.signatures[i] = blob
+                await asyncio.to_thread(self._words, posts, chunk, matching, prepared)
+        if self.stories is not None:
+            stories = self.stories
+            prepared.stories = await asyncio.to_thread(
+                self._assign_stories, stories, posts, known, changed, prepared.signatures
+            )
+        return prepared
+
+    def _analyse_here(
+        self, posts: list[RawPost], changed: list[int], matching: bool, prepared: _Prepared
+    ) -> None:
+        for i in changed:
+            prepared.langs[i] = self.detector.detect(posts[i].text)
+        self._words(posts, changed, matching, prepared)
+
+    @staticmethod
+    def _words(posts: list[RawPost], changed: list[int], matching: bool, prepared: _Prepared) -> None:
+        """Tokenise once: the full-text index's body and, when queries are live, the matcher's document."""
         for i in changed:
             raw = posts[i]
-            found = self.detector.detect(raw.text)
-            prepared.langs[i] = found
             if not raw.text:
                 continue
             tokens = tokenize(raw.text)
             prepared.fts[i] = fts_body(raw.text, tokens)
             if matching:
-                doc = Document.of(raw.text, lang=found.lang, channel_id=raw.channel_id, tokens=tokens)
+                lang = prepared.langs[i].lang
+                doc = Document.of(raw.text, lang=lang, channel_id=raw.channel_id, tokens=tokens)
                 prepared.docs[(raw.channel_id, raw.message_id)] = doc
-        if self.stories is not None:
-            prepared.stories = self._assign_stories(self.stories, posts, known, changed)
-        return prepared
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: a forked child would inherit the database connection's thread and the event loop
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+        return self._pool
 
     @staticmethod
     def _handover(
@@ -261,7 +334,11 @@ class Pipeline:
 
     @staticmethod
     def _assign_stories(
-        stories: StoryIndex, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int]
+        stories: StoryIndex,
+        posts: list[RawPost],
+        known: dict[int, dict[int, str]],
+        changed: list[int],
+        signatures: dict[int, bytes],
     ) -> dict[int, tuple[str | None, bytes]]:
         """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits."""
         new = sorted(
@@ -273,10 +350,11 @@ class Pipeline:
         for i in new:
             raw = posts[i]
             origin = parse_forward_origin(raw.forwarded_from)
-            match = stories.assign((raw.channel_id, raw.message_id), raw.text, raw.date, origin)
+            key = (raw.channel_id, raw.message_id)
+            match = stories.assign(key, raw.text, raw.date, origin, blob=signatures.get(i))
             found[i] = (match.story_id, match.signature)
         for i in edited:
-            found[i] = (None, story_signature(posts[i].text))
+            found[i] = (None, signatures[i] if i in signatures else story_signature(posts[i].text))
         return found
 
     async def _load_stories(self, stories: StoryIndex) -> None:
@@ -300,6 +378,36 @@ class _Prepared:
     """What `Pipeline._prepare` computed for a batch, by post position (docs: by post key)."""
 
     langs: dict[int, Detection] = field(default_factory=dict)
+    signatures: dict[int, bytes] = field(default_factory=dict)  # story signatures a worker computed
     fts: dict[int, str] = field(default_factory=dict)
     docs: dict[Key, Document] = field(default_factory=dict)
     stories: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)
+
+
+WORKER_CHUNK = 100  # posts per worker task: small enough to overlap, large enough to pay the pickling
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker outlives a killed parent (SIGKILL closes none of its pipes): it watches and follows."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@cache
+def _detector(engine: str) -> LanguageDetector:
+    return make_detector(engine)
+
+
+def analyse(engine: str, texts: list[str], sign: bool) -> list[tuple[str, float, bytes]]:
+    """(language, confidence, story signature or b"") of each text: a worker process's share of a batch."""
+    detector = _detector(engine)
+    found = []
+    for text in texts:
+        detection = detector.detect(text)
+        found.append((detection.lang, detection.confidence, story_signature(text) if sign else b""))
+    return found

@@ -552,19 +552,30 @@ class StoryIndex:
     def signature(text: str) -> bytes:
         return signature(text)
 
-    def assign(self, key: Key, text: str, date: datetime, forwarded_from: Key | None = None) -> StoryMatch:
+    def assign(
+        self,
+        key: Key,
+        text: str,
+        date: datetime,
+        forwarded_from: Key | None = None,
+        *,
+        blob: bytes | None = None,
+    ) -> StoryMatch:
         """Give a new post its story and index it.
 
         1. A forward whose origin is indexed (or was forwarded before) gets the origin's story.
         2. Else the earliest indexed post within ±window whose estimated similarity is ≥ threshold gives
            its story (never for texts too short to judge).
         3. Else a new story, `"<channel_id>:<message_id>"`.
+
+        `blob`: `signature(text)` when the caller computed it already (e.g. in another process).
         """
         ts = _timestamp(date)
         known = self._entries.get(key)
         if known is not None:
             return StoryMatch(known.story_id, False, 1.0, key, self._with_header(known.sig), "known")
-        blob = signature(text)
+        if blob is None:
+            blob = signature(text)
         sig = blob[1:]
         match = self._by_forward(key, forwarded_from, blob)
         if match is None and sig:
