@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import random
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -241,6 +242,7 @@ def shingles(text: str) -> set[str]:
 # lane arithmetic of `_agreement` needs).
 
 _HEADER = bytes([SIGNATURE_VERSION])
+_MASK64 = (1 << 64) - 1
 _VALUE_MASK = np.uint32(0x7FFFFFFF)
 
 
@@ -376,19 +378,22 @@ class _Buckets:
     return slots whose current entry *may* share the band: the caller compares the band itself.
     """
 
-    MERGE_AT = 1 << 14  # pending triples (a Python dict: ~150 bytes each) before a merge
+    MERGE_AT = 1 << 14  # pending triples (Python objects: ~200 bytes each) before a merge
 
     def __init__(self, bands: int, rows: int) -> None:
         self.bands = bands
         self.rows = rows
-        rng = np.random.default_rng(0x5EED)  # fixed multipliers: the hashes need not be stable, only good
-        self._mult = rng.integers(1, 2**63, size=rows, dtype=np.uint64) | np.uint64(1)
-        self._salt = rng.integers(0, 2**63, size=bands, dtype=np.uint64)
+        rng = random.Random(0x5EED)  # fixed multipliers: the hashes need not be stable, only well mixed
+        self._mult = rng.getrandbits(64) | 1
+        self._salts = [rng.getrandbits(64) for _ in range(bands)]
         self._keys = np.empty(0, np.uint64)
         self._slots = np.empty(0, np.int32)
         self._gens = np.empty(0, np.uint32)
+        # pending triples, in columns (for the merge) and by hash (for lookups)
+        self._pending_keys: list[int] = []
+        self._pending_slots: list[int] = []
+        self._pending_gens: list[int] = []
         self._pending: dict[int, list[tuple[int, int]]] = {}
-        self._pending_count = 0
         self._stale = 0  # triples of freed slots still in the arrays
         self.entries: list[_Entry | None] = []  # by slot
         self.generation = np.zeros(0, np.uint32)  # by slot
@@ -396,24 +401,33 @@ class _Buckets:
 
     def __len__(self) -> int:
         """Triples held, stale ones included until the next merge."""
-        return len(self._keys) + self._pending_count
+        return len(self._keys) + len(self._pending_keys)
 
     def hashes(self, sig: bytes) -> list[int]:
-        """One 64-bit hash per band of a headerless signature."""
-        values = np.frombuffer(sig, dtype="<u4", count=self.bands * self.rows).reshape(self.bands, self.rows)
-        with np.errstate(over="ignore"):
-            mixed = (values.astype(np.uint64) * self._mult).sum(axis=1, dtype=np.uint64) + self._salt
-        return [int(h) for h in mixed]
+        """One 64-bit hash per band of a headerless signature (injective on two-row bands)."""
+        width = 4 * self.rows
+        mult = self._mult
+        return [
+            (int.from_bytes(sig[start : start + width], "little") * mult + salt) & _MASK64
+            for start, salt in zip(range(0, self.bands * width, width), self._salts, strict=True)
+        ]
 
-    def add(self, entry: _Entry) -> None:
+    def add(self, entry: _Entry, hashes: list[int]) -> None:
         slot = self._free.pop() if self._free else self._grow()
         entry.slot = slot
         self.entries[slot] = entry
         gen = int(self.generation[slot])
-        for h in self.hashes(entry.sig):
-            self._pending.setdefault(h, []).append((slot, gen))
-        self._pending_count += self.bands
-        if self._pending_count >= self.MERGE_AT:
+        pending = self._pending
+        for h in hashes:
+            found = pending.get(h)
+            if found is None:
+                pending[h] = [(slot, gen)]
+            else:
+                found.append((slot, gen))
+        self._pending_keys += hashes
+        self._pending_slots += [slot] * len(hashes)
+        self._pending_gens += [gen] * len(hashes)
+        if len(self._pending_keys) >= self.MERGE_AT:
             self._merge()
 
     def discard(self, entry: _Entry) -> None:
@@ -457,18 +471,12 @@ class _Buckets:
 
     def _merge(self) -> None:
         """Fold the pending triples into the sorted arrays; drop the stale ones when they pile up."""
-        n = self._pending_count
-        keys = np.empty(n, np.uint64)
-        slots = np.empty(n, np.int32)
-        gens = np.empty(n, np.uint32)
-        i = 0
-        for h, items in self._pending.items():
-            for slot, gen in items:
-                keys[i], slots[i], gens[i] = h, slot, gen
-                i += 1
+        keys = np.array(self._pending_keys, dtype=np.uint64)
+        slots = np.array(self._pending_slots, dtype=np.int32)
+        gens = np.array(self._pending_gens, dtype=np.uint32)
+        self._pending_keys, self._pending_slots, self._pending_gens = [], [], []
         self._pending = {}
-        self._pending_count = 0
-        order = np.argsort(keys[:i], kind="stable")
+        order = np.argsort(keys, kind="stable")
         keys, slots, gens = keys[order], slots[order], gens[order]
         at = np.searchsorted(self._keys, keys, "right")
         self._keys = np.insert(self._keys, at, keys)
@@ -577,12 +585,13 @@ class StoryIndex:
         if blob is None:
             blob = signature(text)
         sig = blob[1:]
+        hashes = self._buckets.hashes(sig) if sig else []
         match = self._by_forward(key, forwarded_from, blob)
         if match is None and sig:
-            match = self._by_content(key[0], sig, ts, blob)
+            match = self._by_content(key[0], sig, ts, blob, hashes)
         if match is None:
             match = StoryMatch(story_id_for(key), True, 0.0, key, blob, "new" if sig else "short")
-        self._add(key, match.story_id, sig, ts)
+        self._add(key, match.story_id, sig, ts, hashes)
         self._alias(forwarded_from, key, match.story_id, ts)
         self._evict()
         return match
@@ -632,10 +641,12 @@ class StoryIndex:
                 return StoryMatch(alias.story_id, False, 1.0, alias.first_key, blob, "forward")
         return None
 
-    def _by_content(self, channel_id: int, sig: bytes, ts: float, blob: bytes) -> StoryMatch | None:
+    def _by_content(
+        self, channel_id: int, sig: bytes, ts: float, blob: bytes, hashes: list[int]
+    ) -> StoryMatch | None:
         best: tuple[float, Key, float, str] | None = None  # (ts, key, similarity, story)
         seen: set[Key] = set()
-        for entry in self._candidates(sig):
+        for entry in self._candidates(sig, hashes):
             if entry.key in seen:
                 continue
             seen.add(entry.key)
@@ -649,23 +660,25 @@ class StoryIndex:
             return None
         return StoryMatch(best[3], False, best[2], best[1], blob, "duplicate")
 
-    def _candidates(self, sig: bytes) -> Iterator[_Entry]:
-        """Indexed entries that share at least one band (all `rows` values) with `sig`; repeats possible."""
+    def _candidates(self, sig: bytes, hashes: list[int] | None = None) -> Iterator[_Entry]:
+        """Indexed entries that share at least one band (all `rows` values) with `sig`; repeats possible.
+
+        `hashes`: `self._buckets.hashes(sig)` when the caller has them."""
         if not sig:
             return
         width = 4 * self.rows
-        for band, entry in self._buckets.find(self._buckets.hashes(sig)):
+        for band, entry in self._buckets.find(self._buckets.hashes(sig) if hashes is None else hashes):
             start = band * width
             if entry.sig[start : start + width] == sig[start : start + width]:
                 yield entry
 
-    def _add(self, key: Key, story_id: str, sig: bytes, ts: float) -> None:
+    def _add(self, key: Key, story_id: str, sig: bytes, ts: float, hashes: list[int] | None = None) -> None:
         entry = _Entry(key, story_id, sig, ts, -1)
         self._entries[key] = entry
         heapq.heappush(self._heap, (ts, next(self._seq), key))
         self._newest = max(self._newest, ts)
         if sig:
-            self._buckets.add(entry)
+            self._buckets.add(entry, self._buckets.hashes(sig) if hashes is None else hashes)
 
     def _alias(self, origin: Key | None, key: Key, story_id: str, ts: float) -> None:
         """Remember a forward's origin that is not indexed, so its other forwards join the same story."""
