@@ -167,6 +167,10 @@ class Pipeline:
                 )
             )
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (for monitoring)."""
+        return list(self._pool._processes) if self._pool is not None and self._pool._processes else []
+
     def close(self) -> None:
         """Stop the worker processes, if any (a pipeline without workers needs no closing)."""
         if self._pool is not None:
