@@ -213,8 +213,13 @@ class Pipeline:
         ]
         if self.stories is not None and not self._stories_loaded:
             await self._load_stories(self.stories)
-        matching = alerts and index is not None and len(index) > 0
-        prepared = await self._prepare(posts, known, to_detect, matching)
+        matching = index if alerts and index is not None and len(index) > 0 else None
+        usernames: dict[int, str | None] = {}
+        if matching is not None:  # for `channel:` filters; matching is done before the write transaction
+            for channel_id in known:
+                channel = await self.archive.get_channel(channel_id)
+                usernames[channel_id] = channel.username if channel is not None else None
+        prepared = await self._prepare(posts, known, to_detect, matching, usernames)
         processed = []
         for i, raw in enumerate(posts):
             found = prepared.langs.get(i, UNDETERMINED)
@@ -228,12 +233,12 @@ class Pipeline:
 
         async def hand_over(result: SaveResult) -> None:
             items = [
-                self._handover(index, prepared.docs, p, edited=False)
+                self._handover(index, prepared.matches, p, edited=False)
                 for p in result.new
                 if p.service_action is None
             ]
             items += [
-                self._handover(index, prepared.docs, p, edited=True)
+                self._handover(index, prepared.matches, p, edited=True)
                 for p in result.edited
                 if p.service_action is None
             ]
@@ -261,14 +266,19 @@ class Pipeline:
         return result
 
     async def _prepare(
-        self, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int], matching: bool
+        self,
+        posts: list[RawPost],
+        known: dict[int, dict[int, str]],
+        changed: list[int],
+        matching: QueryIndex | None,
+        usernames: dict[int, str | None],
     ) -> _Prepared:
         """The CPU work of a batch, off the event loop: language, words (once, for the full-text index and
         for matching), stories. With workers, they detect and sign chunk after chunk while this process
         tokenises the chunks already back."""
         prepared = _Prepared()
         if not self.workers:
-            await asyncio.to_thread(self._analyse_here, posts, changed, matching, prepared)
+            await asyncio.to_thread(self._analyse_here, posts, changed, matching, usernames, prepared)
         else:
             loop = asyncio.get_running_loop()
             pool = self._worker_pool()
@@ -284,7 +294,7 @@ class Pipeline:
                 for i, (lang, confidence, blob) in zip(chunk, await future, strict=True):
                     prepared.langs[i] = Detection(lang, confidence)
                     prepared.signatures[i] = blob
-                await asyncio.to_thread(self._words, posts, chunk, matching, prepared)
+                await asyncio.to_thread(self._words, posts, chunk, matching, usernames, prepared)
         if self.stories is not None:
             stories = self.stories
             prepared.stories = await asyncio.to_thread(
@@ -293,25 +303,41 @@ class Pipeline:
         return prepared
 
     def _analyse_here(
-        self, posts: list[RawPost], changed: list[int], matching: bool, prepared: _Prepared
+        self,
+        posts: list[RawPost],
+        changed: list[int],
+        matching: QueryIndex | None,
+        usernames: dict[int, str | None],
+        prepared: _Prepared,
     ) -> None:
         for i in changed:
             prepared.langs[i] = self.detector.detect(posts[i].text)
-        self._words(posts, changed, matching, prepared)
+        self._words(posts, changed, matching, usernames, prepared)
 
     @staticmethod
-    def _words(posts: list[RawPost], changed: list[int], matching: bool, prepared: _Prepared) -> None:
-        """Tokenise once: the full-text index's body and, when queries are live, the matcher's document."""
+    def _words(
+        posts: list[RawPost],
+        changed: list[int],
+        matching: QueryIndex | None,
+        usernames: dict[int, str | None],
+        prepared: _Prepared,
+    ) -> None:
+        """Tokenise once, for the full-text index's body and, when queries are live, for matching."""
         for i in changed:
             raw = posts[i]
             if not raw.text:
                 continue
             tokens = tokenize(raw.text)
             prepared.fts[i] = fts_body(raw.text, tokens)
-            if matching:
-                lang = prepared.langs[i].lang
-                doc = Document.of(raw.text, lang=lang, channel_id=raw.channel_id, tokens=tokens)
-                prepared.docs[(raw.channel_id, raw.message_id)] = doc
+            if matching is not None:
+                doc = Document.of(
+                    raw.text,
+                    lang=prepared.langs[i].lang,
+                    channel_id=raw.channel_id,
+                    channel_username=usernames.get(raw.channel_id),
+                    tokens=tokens,
+                )
+                prepared.matches[(raw.channel_id, raw.message_id)] = (raw.text, tuple(matching.match(doc)))
 
     def _worker_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -326,15 +352,21 @@ class Pipeline:
 
     @staticmethod
     def _handover(
-        index: QueryIndex | None, docs: dict[Key, Document], post: Post, *, edited: bool
+        index: QueryIndex | None,
+        matched: dict[Key, tuple[str, tuple[QueryMatch, ...]]],
+        post: Post,
+        *,
+        edited: bool,
     ) -> Handover:
         if index is None or not len(index) or not post.text:
             return Handover(post, edited)
-        doc = docs.get((post.channel_id, post.message_id))
-        if doc is None or doc.text != post.text:
-            doc = Document.of(post.text, lang=post.lang, channel_id=post.channel_id)
-        doc.channel_username = (post.channel_username or "").lower() or None
-        return Handover(post, edited, tuple(index.match(doc)))
+        text, matches = matched.get((post.channel_id, post.message_id), ("", ()))
+        if text != post.text:  # not matched beforehand (cannot happen today; never hand over stale matches)
+            doc = Document.of(
+                post.text, lang=post.lang, channel_id=post.channel_id, channel_username=post.channel_username
+            )
+            matches = tuple(index.match(doc))
+        return Handover(post, edited, matches)
 
     @staticmethod
     def _assign_stories(
@@ -379,12 +411,12 @@ class Pipeline:
 
 @dataclass(slots=True)
 class _Prepared:
-    """What `Pipeline._prepare` computed for a batch, by post position (docs: by post key)."""
+    """What `Pipeline._prepare` computed for a batch, by post position (matches: by post key)."""
 
     langs: dict[int, Detection] = field(default_factory=dict)
     signatures: dict[int, bytes] = field(default_factory=dict)  # story signatures a worker computed
     fts: dict[int, str] = field(default_factory=dict)
-    docs: dict[Key, Document] = field(default_factory=dict)
+    matches: dict[Key, tuple[str, tuple[QueryMatch, ...]]] = field(default_factory=dict)  # (text, matches)
     stories: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)
 
 

@@ -179,3 +179,10 @@ async def test_another_task_never_joins_a_batch_transaction(archive: SqliteArchi
     await others[0]
     assert await archive.count_posts() == 0  # the batch rolled back ...
     assert await store.get_subscriber(300) is not None  # ... the other task's write did not go with it
+
+
+async def test_channel_filters_match_the_stored_username(setup: tuple[Pipeline, SubscriptionStore]) -> None:
+    pipeline, store = setup
+    await store.add_query(100, "Almaty channel:@kz_news")
+    await pipeline.ingest([RawPost(1, 10, NOW, NEWS), RawPost(2, 20, NOW, "Almaty " + NEWS[::-1])])
+    assert [p["url"] for _, _, p in await outbox(store)] == ["https://t.me/kz_news/10"]
