@@ -263,7 +263,6 @@ class Collector:
     async def run_channel_once(self, channel_id: int) -> int:
         """One round for one channel: finish a backfill, catch up, refresh counters when due.
         Returns how many posts the backfill and the catch-up read."""
-        await self.pipeline.hand_over_pending()  # alerts a locked or full database refused last time
         posts = await self.backfill(channel_id)
         posts += await self.catch_up(channel_id)
         last = self._last_refresh.get(channel_id)

@@ -48,6 +48,7 @@ _EMOJI = re.compile(
 _NUMBER = re.compile(r"\d+(?:[.,:/\-]\d+)*")
 _TOKEN = re.compile(r"\S+")
 _LETTER = re.compile(r"[^\W\d_]")
+_ENOUGH_LETTERS = re.compile(rf"[^\W\d_](?:[\W\d_]*[^\W\d_]){{{MIN_LETTERS - 1}}}")
 _HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]")
@@ -88,8 +89,9 @@ def letter_counts(text: str) -> tuple[int, int]:
 
 def is_judgeable(cleaned: str) -> bool:
     """Whether cleaned text has enough letters for a language guess (see MIN_LETTERS)."""
-    letters, cjk = letter_counts(cleaned)
-    return letters >= MIN_LETTERS or cjk >= MIN_CJK_LETTERS
+    if _ENOUGH_LETTERS.search(cleaned):  # stops at the MIN_LETTERS-th letter instead of counting them all
+        return True
+    return len(_CJK.findall(cleaned)) >= MIN_CJK_LETTERS
 
 
 def _fix_script(lang: str, cleaned: str) -> str:

@@ -134,6 +134,7 @@ class ProcessedPost:
     content_hash: str
     story_id: str | None = None
     story_signature: bytes = b""
+    fts_body: str | None = None  # what the full-text index stores; None: the archive computes it
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,19 +8,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import multiprocessing
+import os
 import re
+import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from typing import Protocol
 
-from core.langid import Detection, LanguageDetector
+from core.langid import ENGINES, Detection, LanguageDetector, make_detector
 from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
+from core.query.fts import fts_body
 from core.query.index import QueryIndex, QueryMatch
 from core.query.matcher import Document
+from core.query.text import tokenize
 from core.storage import Archive
 from core.storage.rows import entities_json
-from core.stories import StoryIndex, is_current_signature, parse_forward_origin
+from core.stories import Key, StoryIndex, is_current_signature, parse_forward_origin
 from core.stories import signature as story_signature
 
 log = logging.getLogger("tgmon.pipeline")
@@ -37,15 +45,6 @@ class Handover:
     post: Post
     edited: bool
     matches: tuple[QueryMatch, ...] = ()
-
-
-def _handover(index: QueryIndex | None, post: Post, *, edited: bool) -> Handover:
-    if index is None or not len(index) or not post.text:
-        return Handover(post, edited)
-    doc = Document.of(
-        post.text, lang=post.lang, channel_id=post.channel_id, channel_username=post.channel_username
-    )
-    return Handover(post, edited, tuple(index.match(doc)))
 
 
 class QuerySource(Protocol):
@@ -137,7 +136,11 @@ class Pipeline:
         sink: AlertSink | None = None,
         queries: QueryIndex | QuerySource | None = None,
         stories: StoryIndex | None = None,
+        *,
+        workers: int = 0,
     ) -> None:
+        """`workers` > 0: language detection and story signatures of each batch run in that many worker
+        processes, beside this one's tokenising and matching (built-in detectors only; see `close`)."""
         self.archive = archive
         self.detector = detector
         self.sink: AlertSink = sink or NullSink()
@@ -149,9 +152,30 @@ class Pipeline:
         self._stories_loaded = False
         # One batch at a time: the stored hashes read below must not race another batch of this process.
         self._lock = asyncio.Lock()
-        # Stored posts whose handover failed (the database locked or full): retried before the next,
-        # since a stored post is never handed over again by a later read of it.
-        self._unsent: list[Handover] = []
+        self.workers = workers if detector.name in ENGINES else 0  # a worker rebuilds the detector by name
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def start_workers(self) -> None:
+        """Start the worker processes and load their models now rather than in the first batch."""
+        if self.workers:
+            loop = asyncio.get_running_loop()
+            pool = self._worker_pool()
+            await asyncio.gather(
+                *(
+                    loop.run_in_executor(pool, analyse, self.detector.name, ["warm up"], True)
+                    for _ in range(self.workers)
+                )
+            )
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (for monitoring)."""
+        return list(self._pool._processes) if self._pool is not None and self._pool._processes else []
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (a pipeline without workers needs no closing)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     async def ingest(
         self,
@@ -160,32 +184,22 @@ class Pipeline:
         progress: ChannelProgress | None = None,
         alerts: bool = True,
     ) -> SaveResult:
-        """Process and store one batch in one transaction; hand new and edited posts over for alerts."""
+        """Process and store one batch in one transaction, with the alerts of its new and edited posts.
+
+        The sink is handed the batch inside the transaction that stores it: a crash keeps the posts and
+        their alerts together or loses both (and the batch is read again), never the alerts alone.
+        """
         async with self._lock:
-            result = await self._store([normalise(raw) for raw in raws], progress)
-        items: list[Handover] = []
-        if alerts and (result.new or result.edited):
-            index = await self.queries.current() if self.queries is not None else None
-            items = [_handover(index, p, edited=False) for p in result.new if p.service_action is None]
-            items += [_handover(index, p, edited=True) for p in result.edited if p.service_action is None]
-        await self._hand_over(items)
-        return result
+            index = await self.queries.current() if alerts and self.queries is not None else None
+            return await self._store([normalise(raw) for raw in raws], progress, index, alerts)
 
-    async def hand_over_pending(self) -> None:
-        """Retry a handover that failed; the collector calls it every round."""
-        await self._hand_over([])
-
-    async def _hand_over(self, items: list[Handover]) -> None:
-        pending, self._unsent = self._unsent + items, []
-        if not pending:
-            return
-        try:
-            await self.sink.hand_over(pending)
-        except BaseException:
-            self._unsent = pending + self._unsent
-            raise
-
-    async def _store(self, posts: list[RawPost], progress: ChannelProgress | None) -> SaveResult:
+    async def _store(
+        self,
+        posts: list[RawPost],
+        progress: ChannelProgress | None,
+        index: QueryIndex | None,
+        alerts: bool,
+    ) -> SaveResult:
         hashes = [content_hash(raw) for raw in posts]
         known: dict[int, dict[int, str]] = {}
         for channel_id in {raw.channel_id for raw in posts}:
@@ -197,24 +211,51 @@ class Pipeline:
             for i, raw in enumerate(posts)
             if raw.service_action is None and known[raw.channel_id].get(raw.message_id) != hashes[i]
         ]
-        detections = (
-            await asyncio.to_thread(self._detect, [posts[i].text for i in to_detect]) if to_detect else []
-        )
-        langs = dict(zip(to_detect, detections, strict=True))
-        stories = await self._assign_stories(posts, known, to_detect)
+        if self.stories is not None and not self._stories_loaded:
+            await self._load_stories(self.stories)
+        matching = index if alerts and index is not None and len(index) > 0 else None
+        usernames: dict[int, str | None] = {}
+        if matching is not None:  # for `channel:` filters; matching is done before the write transaction
+            for channel_id in known:
+                channel = await self.archive.get_channel(channel_id)
+                usernames[channel_id] = channel.username if channel is not None else None
+        prepared = await self._prepare(posts, known, to_detect, matching, usernames)
         processed = []
         for i, raw in enumerate(posts):
-            found = langs.get(i, UNDETERMINED)
-            story_id, sig = stories.get(i, (None, b""))
-            tags = extract_tags(raw)
-            processed.append(ProcessedPost(raw, found.lang, found.confidence, tags, hashes[i], story_id, sig))
+            found = prepared.langs.get(i, UNDETERMINED)
+            story_id, sig = prepared.stories.get(i, (None, b""))
+            processed.append(
+                ProcessedPost(
+                    raw, found.lang, found.confidence, extract_tags(raw), hashes[i], story_id, sig,
+                    prepared.fts.get(i),
+                )
+            )  # fmt: skip
+
+        async def hand_over(result: SaveResult) -> None:
+            items = [
+                self._handover(index, prepared.matches, p, edited=False)
+                for p in result.new
+                if p.service_action is None
+            ]
+            items += [
+                self._handover(index, prepared.matches, p, edited=True)
+                for p in result.edited
+                if p.service_action is None
+            ]
+            if items:
+                await self.sink.hand_over(items)
+
         try:
-            result = await self.archive.save_posts(processed, progress=progress)
+            result = await self.archive.save_posts(
+                processed, progress=progress, then=hand_over if alerts else None
+            )
         except BaseException:
             self._forget(posts, known)
             raise
         if self.stories is not None:
-            signatures = {(posts[i].channel_id, posts[i].message_id): sig for i, (_, sig) in stories.items()}
+            signatures = {
+                (posts[i].channel_id, posts[i].message_id): sig for i, (_, sig) in prepared.stories.items()
+            }
             for post in result.edited:  # the story stays; its text, and so its signature, changed
                 key = (post.channel_id, post.message_id)
                 self.stories.remove(key)
@@ -224,33 +265,133 @@ class Pipeline:
             log.debug("post_saved channel=%s id=%s lang=%s", post.channel_id, post.message_id, post.lang)
         return result
 
-    async def _assign_stories(
-        self, posts: list[RawPost], known: dict[int, dict[int, str]], changed: list[int]
+    async def _prepare(
+        self,
+        posts: list[RawPost],
+        known: dict[int, dict[int, str]],
+        changed: list[int],
+        matching: QueryIndex | None,
+        usernames: dict[int, str | None],
+    ) -> _Prepared:
+        """The CPU work of a batch, off the event loop: language, words (once, for the full-text index and
+        for matching), stories. With workers, they detect and sign chunk after chunk while this process
+        tokenises the chunks already back."""
+        prepared = _Prepared()
+        if not self.workers:
+            await asyncio.to_thread(self._analyse_here, posts, changed, matching, usernames, prepared)
+        else:
+            loop = asyncio.get_running_loop()
+            pool = self._worker_pool()
+            chunks = [changed[start : start + WORKER_CHUNK] for start in range(0, len(changed), WORKER_CHUNK)]
+            signing = self.stories is not None
+            futures = [
+                loop.run_in_executor(
+                    pool, analyse, self.detector.name, [posts[i].text for i in chunk], signing
+                )
+                for chunk in chunks
+            ]
+            for chunk, future in zip(chunks, futures, strict=True):
+                for i, (lang, confidence, blob) in zip(chunk, await future, strict=True):
+                    prepared.langs[i] = Detection(lang, confidence)
+                    prepared.signatures[i] = blob
+                await asyncio.to_thread(self._words, posts, chunk, matching, usernames, prepared)
+        if self.stories is not None:
+            stories = self.stories
+            prepared.stories = await asyncio.to_thread(
+                self._assign_stories, stories, posts, known, changed, prepared.signatures
+            )
+        return prepared
+
+    def _analyse_here(
+        self,
+        posts: list[RawPost],
+        changed: list[int],
+        matching: QueryIndex | None,
+        usernames: dict[int, str | None],
+        prepared: _Prepared,
+    ) -> None:
+        for i in changed:
+            prepared.langs[i] = self.detector.detect(posts[i].text)
+        self._words(posts, changed, matching, usernames, prepared)
+
+    @staticmethod
+    def _words(
+        posts: list[RawPost],
+        changed: list[int],
+        matching: QueryIndex | None,
+        usernames: dict[int, str | None],
+        prepared: _Prepared,
+    ) -> None:
+        """Tokenise once, for the full-text index's body and, when queries are live, for matching."""
+        for i in changed:
+            raw = posts[i]
+            if not raw.text:
+                continue
+            tokens = tokenize(raw.text)
+            prepared.fts[i] = fts_body(raw.text, tokens)
+            if matching is not None:
+                doc = Document.of(
+                    raw.text,
+                    lang=prepared.langs[i].lang,
+                    channel_id=raw.channel_id,
+                    channel_username=usernames.get(raw.channel_id),
+                    tokens=tokens,
+                )
+                prepared.matches[(raw.channel_id, raw.message_id)] = (raw.text, tuple(matching.match(doc)))
+
+    def _worker_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: a forked child would inherit the database connection's thread and the event loop
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
+                initargs=(os.getpid(),),
+            )
+        return self._pool
+
+    @staticmethod
+    def _handover(
+        index: QueryIndex | None,
+        matched: dict[Key, tuple[str, tuple[QueryMatch, ...]]],
+        post: Post,
+        *,
+        edited: bool,
+    ) -> Handover:
+        if index is None or not len(index) or not post.text:
+            return Handover(post, edited)
+        text, matches = matched.get((post.channel_id, post.message_id), ("", ()))
+        if text != post.text:  # not matched beforehand (cannot happen today; never hand over stale matches)
+            doc = Document.of(
+                post.text, lang=post.lang, channel_id=post.channel_id, channel_username=post.channel_username
+            )
+            matches = tuple(index.match(doc))
+        return Handover(post, edited, matches)
+
+    @staticmethod
+    def _assign_stories(
+        stories: StoryIndex,
+        posts: list[RawPost],
+        known: dict[int, dict[int, str]],
+        changed: list[int],
+        signatures: dict[int, bytes],
     ) -> dict[int, tuple[str | None, bytes]]:
         """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits."""
-        stories = self.stories
-        if stories is None:
-            return {}
-        if not self._stories_loaded:
-            await self._load_stories(stories)
         new = sorted(
             (i for i in changed if posts[i].message_id not in known[posts[i].channel_id]),
             key=lambda i: (posts[i].date, posts[i].channel_id, posts[i].message_id),
         )
         edited = [i for i in changed if posts[i].message_id in known[posts[i].channel_id]]
-
-        def work() -> dict[int, tuple[str | None, bytes]]:
-            found: dict[int, tuple[str | None, bytes]] = {}
-            for i in new:
-                raw = posts[i]
-                origin = parse_forward_origin(raw.forwarded_from)
-                match = stories.assign((raw.channel_id, raw.message_id), raw.text, raw.date, origin)
-                found[i] = (match.story_id, match.signature)
-            for i in edited:
-                found[i] = (None, story_signature(posts[i].text))
-            return found
-
-        return await asyncio.to_thread(work)
+        found: dict[int, tuple[str | None, bytes]] = {}
+        for i in new:
+            raw = posts[i]
+            origin = parse_forward_origin(raw.forwarded_from)
+            key = (raw.channel_id, raw.message_id)
+            match = stories.assign(key, raw.text, raw.date, origin, blob=signatures.get(i))
+            found[i] = (match.story_id, match.signature)
+        for i in edited:
+            found[i] = (None, signatures[i] if i in signatures else story_signature(posts[i].text))
+        return found
 
     async def _load_stories(self, stories: StoryIndex) -> None:
         """Rebuild the in-memory index from the stored posts of the last window, once per process."""
@@ -267,5 +408,42 @@ class Pipeline:
                 if raw.message_id not in known.get(raw.channel_id, {}):
                     self.stories.remove((raw.channel_id, raw.message_id))
 
-    def _detect(self, texts: list[str]) -> list[Detection]:
-        return [self.detector.detect(text) for text in texts]
+
+@dataclass(slots=True)
+class _Prepared:
+    """What `Pipeline._prepare` computed for a batch, by post position (matches: by post key)."""
+
+    langs: dict[int, Detection] = field(default_factory=dict)
+    signatures: dict[int, bytes] = field(default_factory=dict)  # story signatures a worker computed
+    fts: dict[int, str] = field(default_factory=dict)
+    matches: dict[Key, tuple[str, tuple[QueryMatch, ...]]] = field(default_factory=dict)  # (text, matches)
+    stories: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)
+
+
+WORKER_CHUNK = 100  # posts per worker task: small enough to overlap, large enough to pay the pickling
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker outlives a killed parent (SIGKILL closes none of its pipes): it watches and follows."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+@cache
+def _detector(engine: str) -> LanguageDetector:
+    return make_detector(engine)
+
+
+def analyse(engine: str, texts: list[str], sign: bool) -> list[tuple[str, float, bytes]]:
+    """(language, confidence, story signature or b"") of each text: a worker process's share of a batch."""
+    detector = _detector(engine)
+    found = []
+    for text in texts:
+        detection = detector.detect(text)
+        found.append((detection.lang, detection.confidence, story_signature(text) if sign else b""))
+    return found

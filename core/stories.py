@@ -16,13 +16,14 @@ How (docs/stories.md has the evaluation behind every number here):
 * Shingles are overlapping runs of `SHINGLE_WORDS` (4) tokens; in CJK/Thai text, where every character is
   a token, of `SHINGLE_CHARS` (5) characters.
 * MinHash with `NUM_PERM` (128) independent hash functions: each shingle is hashed once with SHAKE-128 into
-  128 values of 31 bits, and the signature keeps the per-position minimum. The minima are taken with
-  big-integer lane arithmetic (a few operations per shingle on one 4,096-bit int): 0.14 ms for a
-  500-character post, against 0.31 ms with per-value `min` and 1.1 ms with the (a·x+b) mod p permutation
-  trick. Stable across processes and platforms: no `hash()`, no seeds.
+  128 values of 31 bits, and the signature keeps the per-position minimum, taken by numpy over all the
+  shingles at once (the hashing is most of the cost; the minima were twice as slow with big-integer lane
+  arithmetic). Stable across processes and platforms: no `hash()`, no seeds.
 * `StoryIndex` keeps the signatures of the last `WINDOW` (72 h) of posts in LSH buckets (`BANDS` bands of
   `ROWS` values); candidates that share a bucket are confirmed by the estimated Jaccard similarity (the
-  share of equal signature values) ≥ `THRESHOLD`.
+  share of equal signature values) ≥ `THRESHOLD`. The buckets are one sorted numpy array of 64-bit band
+  hashes with the entry each belongs to (16 bytes per band and post, against ~70 in a dict); a hash
+  collision is ruled out by comparing the band itself.
 
 Texts with fewer than `MIN_WORDS` words (a CJK/Thai character counts `CJK_WEIGHT` of a word) after
 fingerprinting are never merged by content: their signature is `b""`. Nothing here does I/O; the archive
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import random
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -41,6 +43,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import count
 from typing import Literal
+
+import numpy as np
 
 __all__ = [
     "BANDS",
@@ -171,7 +175,9 @@ def strip_signature(text: str) -> str:
 def _fold(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
     if not folded.isascii():
-        folded = _CJK_SPLIT.sub(r" \1 ", _MARKS.sub("", folded))
+        folded = _MARKS.sub("", folded)
+        if _CJK_CHAR.search(folded):  # the split's template substitution is costly even when nothing matches
+            folded = _CJK_SPLIT.sub(r" \1 ", folded)
     return folded
 
 
@@ -230,34 +236,33 @@ def shingles(text: str) -> set[str]:
     return _shingle_set(_tokens(text))
 
 
-# --- MinHash ----------------------------------------------------------------------------------------
+# --- MinHash ---------------------------------------------------------------------------------------
 #
-# A signature is NUM_PERM lanes of 32 bits in one little-endian integer, each lane holding a 31-bit value
-# (bit 31 of every lane stays 0: the guard bit that lane arithmetic needs).
+# A signature is NUM_PERM little-endian uint32 values of 31 bits (bit 31 stays 0: the guard bit that the
+# lane arithmetic of `_agreement` needs).
 
 _HEADER = bytes([SIGNATURE_VERSION])
+_MASK64 = (1 << 64) - 1
+_VALUE_MASK = np.uint32(0x7FFFFFFF)
 
 
 @lru_cache(maxsize=4)
 def _lanes(n: int) -> tuple[int, int]:
-    """(value mask, guard-bit mask) for n lanes."""
+    """(value mask, guard-bit mask) for n lanes of one big integer."""
     values = int.from_bytes(b"\xff\xff\xff\x7f" * n, "little")
     guards = int.from_bytes(b"\x00\x00\x00\x80" * n, "little")
     return values, guards
 
 
 def _minhash(shingle_set: set[str], num_perm: int = NUM_PERM) -> bytes:
-    """Per-lane minimum over the shingles' SHAKE-128 values, as 4 * num_perm little-endian bytes."""
-    values, guards = _lanes(num_perm)
+    """Per-position minimum over the shingles' SHAKE-128 values, as 4 * num_perm little-endian bytes."""
+    if not shingle_set:
+        return b"\xff\xff\xff\x7f" * num_perm
     size = 4 * num_perm
     shake = hashlib.shake_128
-    acc = values  # every lane at its maximum
-    for shingle in shingle_set:
-        lane = int.from_bytes(shake(shingle.encode("utf-8")).digest(size), "little") & values
-        # Lanes where acc >= lane: the guard bit of (acc | guard) - lane survives, no borrow crosses lanes.
-        take = ((((acc | guards) - lane) & guards) >> 31) * 0x7FFFFFFF
-        acc ^= (acc ^ lane) & take
-    return acc.to_bytes(size, "little")
+    digests = b"".join([shake(shingle.encode("utf-8")).digest(size) for shingle in shingle_set])
+    values = np.frombuffer(digests, dtype="<u4").reshape(-1, num_perm) & _VALUE_MASK
+    return bytes(values.min(axis=0).astype("<u4", copy=False).data)
 
 
 def _agreement(a: bytes, b: bytes) -> float:
@@ -354,13 +359,133 @@ def story_id_for(key: Key) -> str:
 
 
 class _Entry:
-    __slots__ = ("key", "sig", "story_id", "ts")
+    __slots__ = ("key", "sig", "slot", "story_id", "ts")
 
-    def __init__(self, key: Key, story_id: str, sig: bytes, ts: float) -> None:
+    def __init__(self, key: Key, story_id: str, sig: bytes, ts: float, slot: int) -> None:
         self.key = key
         self.story_id = story_id
         self.sig = sig  # headerless, b"" when too short to judge
         self.ts = ts
+        self.slot = slot  # its number in the bucket store (-1: not bucketed)
+
+
+class _Buckets:
+    """LSH buckets: which entries have a given band value, in flat arrays.
+
+    Each (band hash, slot, generation) triple sits in sorted numpy arrays; new triples wait in a small dict
+    until there are enough to merge. A slot is an entry's number; freeing it bumps its generation, which
+    makes every triple pointing at the old entry stale (skipped, and dropped at the next merge). Lookups
+    return slots whose current entry *may* share the band: the caller compares the band itself.
+    """
+
+    MERGE_AT = 1 << 14  # pending triples (Python objects: ~200 bytes each) before a merge
+
+    def __init__(self, bands: int, rows: int) -> None:
+        self.bands = bands
+        self.rows = rows
+        rng = random.Random(0x5EED)  # fixed multipliers: the hashes need not be stable, only well mixed
+        self._mult = rng.getrandbits(64) | 1
+        self._salts = [rng.getrandbits(64) for _ in range(bands)]
+        self._keys = np.empty(0, np.uint64)
+        self._slots = np.empty(0, np.int32)
+        self._gens = np.empty(0, np.uint32)
+        # pending triples, in columns (for the merge) and by hash (for lookups)
+        self._pending_keys: list[int] = []
+        self._pending_slots: list[int] = []
+        self._pending_gens: list[int] = []
+        self._pending: dict[int, list[tuple[int, int]]] = {}
+        self._stale = 0  # triples of freed slots still in the arrays
+        self.entries: list[_Entry | None] = []  # by slot
+        self.generation = np.zeros(0, np.uint32)  # by slot
+        self._free: list[int] = []
+
+    def __len__(self) -> int:
+        """Triples held, stale ones included until the next merge."""
+        return len(self._keys) + len(self._pending_keys)
+
+    def hashes(self, sig: bytes) -> list[int]:
+        """One 64-bit hash per band of a headerless signature (injective on two-row bands)."""
+        width = 4 * self.rows
+        mult = self._mult
+        return [
+            (int.from_bytes(sig[start : start + width], "little") * mult + salt) & _MASK64
+            for start, salt in zip(range(0, self.bands * width, width), self._salts, strict=True)
+        ]
+
+    def add(self, entry: _Entry, hashes: list[int]) -> None:
+        slot = self._free.pop() if self._free else self._grow()
+        entry.slot = slot
+        self.entries[slot] = entry
+        gen = int(self.generation[slot])
+        pending = self._pending
+        for h in hashes:
+            found = pending.get(h)
+            if found is None:
+                pending[h] = [(slot, gen)]
+            else:
+                found.append((slot, gen))
+        self._pending_keys += hashes
+        self._pending_slots += [slot] * len(hashes)
+        self._pending_gens += [gen] * len(hashes)
+        if len(self._pending_keys) >= self.MERGE_AT:
+            self._merge()
+
+    def discard(self, entry: _Entry) -> None:
+        slot = entry.slot
+        if slot < 0 or self.entries[slot] is not entry:
+            return
+        self.entries[slot] = None
+        self.generation[slot] += 1
+        self._free.append(slot)
+        self._stale += self.bands
+        entry.slot = -1
+
+    def find(self, hashes: list[int]) -> list[tuple[int, _Entry]]:
+        """(band, entry) for every live entry with the same hash in that band (not yet the same band)."""
+        found: list[tuple[int, _Entry]] = []
+        entries, generation = self.entries, self.generation
+        if len(self._keys):
+            wanted = np.array(hashes, dtype=np.uint64)
+            lo = np.searchsorted(self._keys, wanted, "left")
+            hi = np.searchsorted(self._keys, wanted, "right")
+            for band in np.flatnonzero(hi > lo).tolist():
+                for i in range(int(lo[band]), int(hi[band])):
+                    slot = int(self._slots[i])
+                    entry = entries[slot]
+                    if entry is not None and generation[slot] == self._gens[i]:
+                        found.append((band, entry))
+        if self._pending:
+            for band, h in enumerate(hashes):
+                for slot, gen in self._pending.get(h, ()):
+                    entry = entries[slot]
+                    if entry is not None and generation[slot] == gen:
+                        found.append((band, entry))
+        return found
+
+    def _grow(self) -> int:
+        slot = len(self.entries)
+        self.entries.append(None)
+        if slot >= len(self.generation):
+            self.generation = np.concatenate([self.generation, np.zeros(max(1024, slot), np.uint32)])
+        return slot
+
+    def _merge(self) -> None:
+        """Fold the pending triples into the sorted arrays; drop the stale ones when they pile up."""
+        keys = np.array(self._pending_keys, dtype=np.uint64)
+        slots = np.array(self._pending_slots, dtype=np.int32)
+        gens = np.array(self._pending_gens, dtype=np.uint32)
+        self._pending_keys, self._pending_slots, self._pending_gens = [], [], []
+        self._pending = {}
+        order = np.argsort(keys, kind="stable")
+        keys, slots, gens = keys[order], slots[order], gens[order]
+        at = np.searchsorted(self._keys, keys, "right")
+        self._keys = np.insert(self._keys, at, keys)
+        self._slots = np.insert(self._slots, at, slots)
+        self._gens = np.insert(self._gens, at, gens)
+        if self._stale > len(self._keys) // 4:
+            live = self.generation[self._slots] == self._gens
+            self._keys, self._slots, self._gens = self._keys[live], self._slots[live], self._gens[live]
+            self._stale = 0
 
 
 class _Alias:
@@ -410,7 +535,7 @@ class StoryIndex:
         self._window_s = window.total_seconds()
         self._entries: dict[Key, _Entry] = {}
         self._aliases: dict[Key, _Alias] = {}
-        self._buckets: dict[int, Key | list[Key]] = {}
+        self._buckets = _Buckets(bands, rows)
         self._heap: list[tuple[float, int, Key]] = []  # (ts, seq, key) of entries and aliases, lazily cleaned
         self._seq = count()
         self._newest = float("-inf")
@@ -435,26 +560,38 @@ class StoryIndex:
     def signature(text: str) -> bytes:
         return signature(text)
 
-    def assign(self, key: Key, text: str, date: datetime, forwarded_from: Key | None = None) -> StoryMatch:
+    def assign(
+        self,
+        key: Key,
+        text: str,
+        date: datetime,
+        forwarded_from: Key | None = None,
+        *,
+        blob: bytes | None = None,
+    ) -> StoryMatch:
         """Give a new post its story and index it.
 
         1. A forward whose origin is indexed (or was forwarded before) gets the origin's story.
         2. Else the earliest indexed post within ±window whose estimated similarity is ≥ threshold gives
            its story (never for texts too short to judge).
         3. Else a new story, `"<channel_id>:<message_id>"`.
+
+        `blob`: `signature(text)` when the caller computed it already (e.g. in another process).
         """
         ts = _timestamp(date)
         known = self._entries.get(key)
         if known is not None:
             return StoryMatch(known.story_id, False, 1.0, key, self._with_header(known.sig), "known")
-        blob = signature(text)
+        if blob is None:
+            blob = signature(text)
         sig = blob[1:]
+        hashes = self._buckets.hashes(sig) if sig else []
         match = self._by_forward(key, forwarded_from, blob)
         if match is None and sig:
-            match = self._by_content(key[0], sig, ts, blob)
+            match = self._by_content(key[0], sig, ts, blob, hashes)
         if match is None:
             match = StoryMatch(story_id_for(key), True, 0.0, key, blob, "new" if sig else "short")
-        self._add(key, match.story_id, sig, ts)
+        self._add(key, match.story_id, sig, ts, hashes)
         self._alias(forwarded_from, key, match.story_id, ts)
         self._evict()
         return match
@@ -487,8 +624,7 @@ class StoryIndex:
         entry = self._entries.pop(key, None)
         if entry is None:
             return False
-        for band_key in self._band_keys(entry.sig):
-            self._unbucket(band_key, key)
+        self._buckets.discard(entry)
         return True
 
     # internals
@@ -505,48 +641,44 @@ class StoryIndex:
                 return StoryMatch(alias.story_id, False, 1.0, alias.first_key, blob, "forward")
         return None
 
-    def _by_content(self, channel_id: int, sig: bytes, ts: float, blob: bytes) -> StoryMatch | None:
+    def _by_content(
+        self, channel_id: int, sig: bytes, ts: float, blob: bytes, hashes: list[int]
+    ) -> StoryMatch | None:
         best: tuple[float, Key, float, str] | None = None  # (ts, key, similarity, story)
         seen: set[Key] = set()
-        for band_key in self._band_keys(sig):
-            found = self._buckets.get(band_key)
-            if found is None:
+        for entry in self._candidates(sig, hashes):
+            if entry.key in seen:
                 continue
-            for candidate in (found,) if isinstance(found, tuple) else found:
-                if candidate in seen:
-                    continue
-                seen.add(candidate)
-                entry = self._entries[candidate]
-                if abs(entry.ts - ts) > self._window_s:
-                    continue
-                score = _agreement(sig, entry.sig)
-                needed = self.same_channel_threshold if candidate[0] == channel_id else self.threshold
-                if score >= needed and (best is None or (entry.ts, entry.key) < best[:2]):
-                    best = (entry.ts, entry.key, score, entry.story_id)
+            seen.add(entry.key)
+            if abs(entry.ts - ts) > self._window_s:
+                continue
+            score = _agreement(sig, entry.sig)
+            needed = self.same_channel_threshold if entry.key[0] == channel_id else self.threshold
+            if score >= needed and (best is None or (entry.ts, entry.key) < best[:2]):
+                best = (entry.ts, entry.key, score, entry.story_id)
         if best is None:
             return None
         return StoryMatch(best[3], False, best[2], best[1], blob, "duplicate")
 
-    def _band_keys(self, sig: bytes) -> Iterator[int]:
-        """One bucket key per band: the band's values and its number in one int (no `hash()`)."""
+    def _candidates(self, sig: bytes, hashes: list[int] | None = None) -> Iterator[_Entry]:
+        """Indexed entries that share at least one band (all `rows` values) with `sig`; repeats possible.
+
+        `hashes`: `self._buckets.hashes(sig)` when the caller has them."""
         if not sig:
             return
         width = 4 * self.rows
-        for band in range(self.bands):
-            yield int.from_bytes(sig[band * width : (band + 1) * width], "little") * self.bands + band
+        for band, entry in self._buckets.find(self._buckets.hashes(sig) if hashes is None else hashes):
+            start = band * width
+            if entry.sig[start : start + width] == sig[start : start + width]:
+                yield entry
 
-    def _add(self, key: Key, story_id: str, sig: bytes, ts: float) -> None:
-        self._entries[key] = _Entry(key, story_id, sig, ts)
+    def _add(self, key: Key, story_id: str, sig: bytes, ts: float, hashes: list[int] | None = None) -> None:
+        entry = _Entry(key, story_id, sig, ts, -1)
+        self._entries[key] = entry
         heapq.heappush(self._heap, (ts, next(self._seq), key))
         self._newest = max(self._newest, ts)
-        for band_key in self._band_keys(sig):
-            found = self._buckets.get(band_key)
-            if found is None:
-                self._buckets[band_key] = key
-            elif isinstance(found, tuple):
-                self._buckets[band_key] = [found, key]
-            else:
-                found.append(key)
+        if sig:
+            self._buckets.add(entry, self._buckets.hashes(sig) if hashes is None else hashes)
 
     def _alias(self, origin: Key | None, key: Key, story_id: str, ts: float) -> None:
         """Remember a forward's origin that is not indexed, so its other forwards join the same story."""
@@ -554,21 +686,6 @@ class StoryIndex:
             return
         self._aliases[origin] = _Alias(story_id, key, ts)
         heapq.heappush(self._heap, (ts, next(self._seq), origin))
-
-    def _unbucket(self, band_key: int, key: Key) -> None:
-        found = self._buckets.get(band_key)
-        if found is None:
-            return
-        if isinstance(found, tuple):
-            if found == key:
-                del self._buckets[band_key]
-            return
-        if key in found:
-            found.remove(key)
-        if len(found) == 1:
-            self._buckets[band_key] = found[0]
-        elif not found:
-            del self._buckets[band_key]
 
     def _evict(self) -> None:
         horizon = self._newest - self._window_s

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from core.alerts import OutboxSink, SubscriptionQueries, snippet
 from core.models import RawPost
-from core.pipeline import Pipeline
+from core.pipeline import Handover, Pipeline
 from core.query.matcher import Span
 from core.storage.sqlite import SqliteArchive
-from core.storage.subscriptions import SubscriptionStore
+from core.storage.subscriptions import AlertRecord, SubscriptionStore
 from core.stories import StoryIndex
 from tests.fakes.memory import FixedDetector
 
@@ -113,3 +115,74 @@ def test_snippet_windows_around_the_first_match() -> None:
     text = "x" * 1000 + " Almaty " + "y" * 1000
     window, spans = snippet(text, [Span(1001, 1007)], limit=100)
     assert len(window) == 100 and [window[a:b] for a, b in spans] == ["Almaty"]
+
+
+class Crash(BaseException):
+    """Stands for the process dying (SIGKILL, power loss) at the injected point."""
+
+
+class CrashingStore(SubscriptionStore):
+    """The real store, failing once around its alert write: before it, or after it but before COMMIT."""
+
+    def __init__(self, archive: SqliteArchive, when: str) -> None:
+        super().__init__(archive)
+        self.when = when
+
+    async def record_alerts(
+        self, records: Sequence[AlertRecord], *, not_before: datetime | None = None
+    ) -> int:
+        if self.when == "before":
+            self.when = ""
+            raise Crash
+        queued = await super().record_alerts(records, not_before=not_before)
+        if self.when == "after":
+            self.when = ""
+            raise Crash
+        return queued
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_posts_and_their_alerts_are_stored_together_or_not_at_all(
+    archive: SqliteArchive, when: str
+) -> None:
+    store = CrashingStore(archive, when)
+    queries = SubscriptionQueries(store)
+    pipeline = Pipeline(archive, FixedDetector(), OutboxSink(store, queries), queries, StoryIndex())
+    await archive.upsert_channel(1, "kz_news", "KZ")
+    await store.upsert_subscriber(100, 100, "en")
+    await store.add_query(100, "Almaty")
+    batch = [
+        RawPost(1, 10, NOW, NEWS),
+        RawPost(1, 11, NOW, "Nothing to see here, just the weather in Astana"),
+    ]
+    with pytest.raises(Crash):
+        await pipeline.ingest(batch)
+    assert await archive.count_posts() == 0 and await outbox(store) == []  # neither: the batch is read again
+    await pipeline.ingest(batch)
+    assert await archive.count_posts() == 2
+    assert [(s, k) for s, k, _ in await outbox(store)] == [(100, "alert")]
+
+
+async def test_another_task_never_joins_a_batch_transaction(archive: SqliteArchive) -> None:
+    store = SubscriptionStore(archive)
+    await archive.upsert_channel(1, "kz_news", "KZ")
+    others: list[asyncio.Task[object]] = []
+
+    class Sink:
+        async def hand_over(self, items: Sequence[Handover]) -> None:
+            others.append(asyncio.create_task(store.upsert_subscriber(300, 300, "en")))
+            await asyncio.sleep(0.01)  # the other task runs now, and must wait for the batch
+            raise Crash
+
+    with pytest.raises(Crash):
+        await Pipeline(archive, FixedDetector(), Sink()).ingest([RawPost(1, 10, NOW, NEWS)])
+    await others[0]
+    assert await archive.count_posts() == 0  # the batch rolled back ...
+    assert await store.get_subscriber(300) is not None  # ... the other task's write did not go with it
+
+
+async def test_channel_filters_match_the_stored_username(setup: tuple[Pipeline, SubscriptionStore]) -> None:
+    pipeline, store = setup
+    await store.add_query(100, "Almaty channel:@kz_news")
+    await pipeline.ingest([RawPost(1, 10, NOW, NEWS), RawPost(2, 20, NOW, "Almaty " + NEWS[::-1])])
+    assert [p["url"] for _, _, p in await outbox(store)] == ["https://t.me/kz_news/10"]

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
+import pytest
+
+from core.langid import make_detector
 from core.models import Entity, RawPost
 from core.pipeline import Pipeline, content_hash, extract_tags, normalise
+from core.query.index import QueryIndex
+from core.query.matcher import compile_query
 from core.storage.sqlite import SqliteArchive
+from core.stories import StoryIndex
 from tests.fakes.memory import FixedDetector, RecordingSink
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -102,3 +114,95 @@ async def test_matches_are_handed_over_with_spans(archive: SqliteArchive) -> Non
     assert [text[s.start : s.end] for s in first.matches[0].spans] == ["Protesters", "Kazakhstan"]
     assert second.matches == ()
     assert edit.edited and [m.query_id for m in edit.matches] == ["other"]
+
+
+@pytest.mark.slow
+async def test_worker_processes_give_the_same_posts_stories_and_matches(tmp_path: Path) -> None:
+    texts = [
+        "Протестующие собрались в центре Алматы в воскресенье, требуя освободить задержанных активистов",
+        "Protesters gathered in the centre of Almaty on Sunday demanding the release of detained activists",
+        "Протестующие собрались в центре Алматы в воскресенье, требуя освободить задержанных активистов 🔥",
+        "Мітингувальники зібралися в центрі Алмати в неділю, вимагаючи звільнити затриманих активістів",
+        "短", "",
+    ]  # fmt: skip
+    batch = [RawPost(7 + n % 2, 100 + n, T0 + timedelta(minutes=n), text) for n, text in enumerate(texts)]
+    index = QueryIndex()
+    index.add(1, compile_query("Алматы"))
+    index.add(2, compile_query("protest*"))
+    seen = []
+    for workers in (0, 1):
+        archive = await SqliteArchive.open(tmp_path / f"w{workers}.db")
+        sink = RecordingSink()
+        pipeline = Pipeline(archive, make_detector("fasttext"), sink, index, StoryIndex(), workers=workers)
+        try:
+            await archive.upsert_channel(7, "a", "A")
+            await archive.upsert_channel(8, "b", "B")
+            result = await pipeline.ingest(batch)
+            edited = await pipeline.ingest([RawPost(7, 100, T0, texts[1], edit_date=T0 + timedelta(hours=1))])
+            rows = await archive.story_rows(T0 - timedelta(days=1))
+            found = await archive.search_candidates('"алматы"')
+        finally:
+            pipeline.close()
+            await archive.close()
+        assert pipeline.workers == workers
+        seen.append(
+            (
+                [(p.message_id, p.lang, p.lang_confidence, p.story_id) for p in result.new],
+                [(item.post.message_id, [m.query_id for m in item.matches]) for item in sink.items],
+                [(r.message_id, r.story_id, r.signature) for r in rows],
+                [p.message_id for p in found],
+                [p.versions for p in edited.edited],
+            )
+        )
+    assert seen[0] == seen[1]
+    stories = {message_id: story for message_id, _, _, story in seen[0][0]}
+    assert stories[102] == stories[100] == "7:100"  # the copy joined the first post's story
+
+
+WORKER_HOST = """
+import asyncio, sys
+from pathlib import Path
+from core.langid import make_detector
+from core.pipeline import Pipeline
+from core.storage.sqlite import SqliteArchive
+
+async def main() -> None:
+    archive = await SqliteArchive.open(Path(sys.argv[1]))
+    pipeline = Pipeline(archive, make_detector("fasttext"), workers=1)
+    await pipeline.start_workers()
+    print("ready", flush=True)
+    await asyncio.sleep(120)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+def test_worker_processes_exit_when_the_pipeline_process_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "host.py"
+    script.write_text(WORKER_HOST)
+    root = Path(__file__).resolve().parents[1]
+    host = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "db.sqlite")],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert host.stdout is not None and host.stdout.readline().strip() == "ready"
+        children = [
+            int(pid) for pid in Path(f"/proc/{host.pid}/task/{host.pid}/children").read_text().split()
+        ]
+        assert children
+    finally:
+        host.kill()
+        host.wait()
+    deadline = time.monotonic() + 15
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    for pid in alive:  # never leave them behind, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive

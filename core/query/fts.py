@@ -8,17 +8,18 @@ stems; exclusions, regexes and filters are left to the matcher, which has the la
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from core.query import ast
-from core.query.text import query_stem_keys, tokenize
+from core.query.text import Token, query_stem_keys, tokenize
 
 _PIECE = re.compile(r"[^\W_]+")  # what FTS5's unicode61 tokenizer keeps as one token
 MIN_PREFIX = 2
 
 
-def fts_body(text: str) -> str:
-    """What the index stores for a post."""
-    return " ".join(token.norm for token in tokenize(text))
+def fts_body(text: str, tokens: Sequence[Token] | None = None) -> str:
+    """What the index stores for a post; `tokens`: `tokenize(text)` when the caller has it already."""
+    return " ".join(token.norm for token in (tokenize(text) if tokens is None else tokens))
 
 
 def _phrase(norm: str, prefix: bool = False) -> str | None:

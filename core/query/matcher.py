@@ -59,8 +59,11 @@ class Document:
         lang: str | None = None,
         channel_id: int | None = None,
         channel_username: str | None = None,
+        tokens: list[Token] | None = None,
     ) -> Document:
-        doc = cls(text, tokenize(text), lang, channel_id, (channel_username or "").lower() or None)
+        """`tokens`: `tokenize(text)` when the caller has it already (the pipeline shares it)."""
+        words = tokenize(text) if tokens is None else tokens
+        doc = cls(text, words, lang, channel_id, (channel_username or "").lower() or None)
         for i, token in enumerate(doc.tokens):
             doc.words.setdefault(token.norm, []).append(i)
             for key in doc_stem_keys(token.norm, lang):

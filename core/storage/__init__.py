@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -46,7 +46,11 @@ class Archive(Protocol):
     async def record_progress(self, progress: ChannelProgress) -> None: ...
     async def known_hashes(self, channel_id: int, message_ids: Sequence[int]) -> dict[int, str]: ...
     async def save_posts(
-        self, posts: Sequence[ProcessedPost], *, progress: ChannelProgress | None = None
+        self,
+        posts: Sequence[ProcessedPost],
+        *,
+        progress: ChannelProgress | None = None,
+        then: Callable[[SaveResult], Awaitable[None]] | None = None,
     ) -> SaveResult: ...
     async def mark_deleted(self, channel_id: int, message_ids: Sequence[int], at: datetime) -> int: ...
     async def story_rows(self, since: datetime) -> list[StoryRow]: ...

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import heapq
 import os
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,8 +45,8 @@ def _create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-def _fts_body(text: str) -> str:
-    return fts_body(text)
+def _fts_body(post: ProcessedPost) -> str:
+    return post.fts_body if post.fts_body is not None else fts_body(post.raw.text)
 
 
 class SqliteArchive:
@@ -56,6 +56,7 @@ class SqliteArchive:
         self._db = db
         self.path = path
         self._write_lock = asyncio.Lock()
+        self._writer: asyncio.Task[Any] | None = None  # the task holding the write transaction
 
     @classmethod
     async def open(cls, path: Path) -> SqliteArchive:
@@ -79,11 +80,20 @@ class SqliteArchive:
 
     @asynccontextmanager
     async def _write(self) -> AsyncGenerator[aiosqlite.Connection, None]:
-        """One write transaction; cancellation or an error at any step leaves no transaction open."""
+        """One write transaction; cancellation or an error at any step leaves no transaction open.
+
+        Called again by the task that holds the transaction (e.g. the alert stage inside a batch's save),
+        it joins that transaction: everything commits together or not at all.
+        """
+        task = asyncio.current_task()
+        if task is not None and self._writer is task:
+            yield self._db
+            return
         async with self._write_lock:
             if self._db.in_transaction:  # orphaned by a task cancelled mid-BEGIN: nothing of it was ours
                 await self._db.execute("ROLLBACK")
             begin = asyncio.ensure_future(self._db.execute("BEGIN IMMEDIATE"))
+            self._writer = task
             try:
                 await asyncio.shield(begin)
                 yield self._db
@@ -94,6 +104,8 @@ class SqliteArchive:
                 if self._db.in_transaction:
                     await asyncio.shield(self._db.execute("ROLLBACK"))
                 raise
+            finally:
+                self._writer = None
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._db.execute(sql, params) as cur:
@@ -224,9 +236,17 @@ class SqliteArchive:
         return found
 
     async def save_posts(
-        self, posts: Sequence[ProcessedPost], *, progress: ChannelProgress | None = None
+        self,
+        posts: Sequence[ProcessedPost],
+        *,
+        progress: ChannelProgress | None = None,
+        then: Callable[[SaveResult], Awaitable[None]] | None = None,
     ) -> SaveResult:
-        """Insert new posts, record new versions of edited ones, refresh counters: one transaction."""
+        """Insert new posts, record new versions of edited ones, refresh counters: one transaction.
+
+        `then` runs inside that transaction once the posts are written (the alert stage queues its alerts
+        there), so a crash keeps both or neither.
+        """
         result = SaveResult()
         now = rows.now_ts()
         async with self._write() as db:
@@ -237,6 +257,8 @@ class SqliteArchive:
                 await self._save_channel_batch(db, channel_id, batch, now, result)
             if progress is not None:
                 await self._apply_progress(db, progress)
+            if then is not None:
+                await then(result)
         return result
 
     async def _save_channel_batch(
@@ -312,7 +334,7 @@ class SqliteArchive:
             )
             await db.executemany(
                 "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)",
-                [(ids[p.raw.message_id], _fts_body(p.raw.text)) for p in new_rows if p.raw.text],
+                [(ids[p.raw.message_id], _fts_body(p)) for p in new_rows if p.raw.text],
             )
         if edits:
             await db.executemany(
@@ -361,7 +383,7 @@ class SqliteArchive:
             await db.executemany("DELETE FROM posts_fts WHERE rowid = ?", [(pid,) for pid, _, _ in edits])
             await db.executemany(
                 "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)",
-                [(pid, _fts_body(p.raw.text)) for pid, _, p in edits if p.raw.text],
+                [(pid, _fts_body(p)) for pid, _, p in edits if p.raw.text],
             )
         if counters:
             await db.executemany(

@@ -74,6 +74,20 @@ class QueryLimitReached(Exception):
         self.limit = limit
 
 
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def _also_in(payload: dict[str, Any], record: AlertRecord) -> bool:
+    """Add the record's channel to a queued alert's "also in"; whether the payload changed."""
+    label = record.payload.get("channel")
+    also = payload.setdefault("also_in", [])
+    if label and label != payload.get("channel") and label not in also:
+        also.append(label)
+        return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class AlertRecord:
     """One subscriber's match of one post, as the alert stage hands it to storage."""
@@ -254,57 +268,85 @@ class SubscriptionStore:
     async def record_alerts(
         self, records: Sequence[AlertRecord], *, not_before: datetime | None = None
     ) -> int:
-        """Store matches; queue one alert per (subscriber, story). Returns how many alerts were queued."""
-        queued = 0
+        """Store matches; queue one alert per (subscriber, story). Returns how many alerts were queued.
+
+        Set-based: a few statements per call, whatever the number of records. Records are taken in order:
+        the first of a (subscriber, story) not alerted before queues the alert, later ones (the story in
+        other channels) add "also in" to it while it is still pending. Inside a transaction the caller
+        already holds (the pipeline's batch), this joins it.
+        """
         now = rows.now_ts()
         due = rows.ts(not_before) or now
         async with self.archive._write() as db:
-            for record in records:
-                await db.executemany(
-                    "INSERT OR IGNORE INTO post_matches (post_id, query_id, matched_at) "
-                    "SELECT id, ?, ? FROM posts WHERE channel_id = ? AND message_id = ?",
-                    [(qid, now, record.channel_id, record.message_id) for qid in record.query_ids],
-                )
-                if not record.alert:
-                    continue
-                cur = await db.execute(
-                    "INSERT OR IGNORE INTO alerted (subscriber_id, story_id) VALUES (?, ?)",
-                    (record.subscriber_id, record.story_id),
-                )
-                if cur.rowcount == 1:
-                    cur = await db.execute(
-                        "INSERT INTO outbox (subscriber_id, chat_id, kind, story_id, payload, not_before, "
-                        "created_at, stored_at) VALUES (?, ?, 'alert', ?, ?, ?, ?, ?)",
-                        (record.subscriber_id, record.chat_id, record.story_id,
-                         json.dumps(record.payload, ensure_ascii=False), due, now, record.stored_at),
-                    )  # fmt: skip
-                    await db.execute(
-                        "UPDATE alerted SET outbox_id = ? WHERE subscriber_id = ? AND story_id = ?",
-                        (cur.lastrowid, record.subscriber_id, record.story_id),
-                    )
-                    queued += 1
-                else:  # the story again, in another channel: still queued? then say "also in"
-                    await self._add_also_in(db, record)
-        return queued
-
-    async def _add_also_in(self, db: Any, record: AlertRecord) -> None:
-        async with db.execute(
-            "SELECT o.id, o.payload FROM alerted a JOIN outbox o ON o.id = a.outbox_id "
-            "WHERE a.subscriber_id = ? AND a.story_id = ? AND o.status = 'pending'",
-            (record.subscriber_id, record.story_id),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return
-        payload = json.loads(row[1])
-        label = record.payload.get("channel")
-        also = payload.setdefault("also_in", [])
-        if label and label != payload.get("channel") and label not in also:
-            also.append(label)
-            await db.execute(
-                "UPDATE outbox SET payload = ? WHERE id = ?",
-                (json.dumps(payload, ensure_ascii=False), row[0]),
+            await db.executemany(
+                "INSERT OR IGNORE INTO post_matches (post_id, query_id, matched_at) "
+                "SELECT id, ?, ? FROM posts WHERE channel_id = ? AND message_id = ?",
+                [(qid, now, r.channel_id, r.message_id) for r in records for qid in r.query_ids],
             )
+            alerting = [r for r in records if r.alert]
+            if not alerting:
+                return 0
+            pending = await self._pending_alerts(db, alerting)  # (subscriber, story) → [outbox id, payload]
+            async with db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox") as cur:
+                row = await cur.fetchone()
+            next_id = int(row[0]) + 1 if row else 1  # we hold the write lock: ids are ours to give
+            queued: dict[tuple[int, str], tuple[AlertRecord, dict[str, Any], int]] = {}
+            changed: dict[int, dict[str, Any]] = {}
+            for record in alerting:
+                key = (record.subscriber_id, record.story_id)
+                if key in queued:
+                    _also_in(queued[key][1], record)
+                elif key in pending:
+                    pending_id, pending_payload = pending[key]
+                    if (
+                        pending_id is not None
+                        and pending_payload is not None
+                        and _also_in(pending_payload, record)
+                    ):
+                        changed[pending_id] = pending_payload
+                else:
+                    payload = dict(record.payload)
+                    if "also_in" in payload:  # a copy: the record's own list stays as it was
+                        payload["also_in"] = list(payload["also_in"])
+                    queued[key] = (record, payload, next_id)
+                    next_id += 1
+            await db.executemany(
+                "INSERT INTO outbox (id, subscriber_id, chat_id, kind, story_id, payload, not_before, "
+                "created_at, stored_at) VALUES (?, ?, ?, 'alert', ?, ?, ?, ?, ?)",
+                [
+                    (outbox_id, r.subscriber_id, r.chat_id, r.story_id, _json(payload), due, now, r.stored_at)
+                    for r, payload, outbox_id in queued.values()
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO alerted (subscriber_id, story_id, outbox_id) VALUES (?, ?, ?)",
+                [(sub, story, outbox_id) for (sub, story), (_, _, outbox_id) in queued.items()],
+            )
+            await db.executemany(
+                "UPDATE outbox SET payload = ? WHERE id = ?",
+                [(_json(payload), outbox_id) for outbox_id, payload in changed.items()],
+            )
+        return len(queued)
+
+    @staticmethod
+    async def _pending_alerts(
+        db: Any, records: Sequence[AlertRecord]
+    ) -> dict[tuple[int, str], tuple[int | None, dict[str, Any] | None]]:
+        """The (subscriber, story) pairs of `records` already alerted, with their outbox row if pending."""
+        pairs = sorted({(r.subscriber_id, r.story_id) for r in records})
+        found: dict[tuple[int, str], tuple[int | None, dict[str, Any] | None]] = {}
+        for start in range(0, len(pairs), 400):  # 2 variables a pair, under SQLite's limit
+            chunk = pairs[start : start + 400]
+            async with db.execute(
+                f"WITH wanted (sub, story) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
+                "SELECT a.subscriber_id, a.story_id, o.id, o.payload FROM wanted "
+                "CROSS JOIN alerted a ON a.subscriber_id = wanted.sub AND a.story_id = wanted.story "
+                "LEFT JOIN outbox o ON o.id = a.outbox_id AND o.status = 'pending'",
+                [value for pair in chunk for value in pair],
+            ) as cur:
+                for sub, story, outbox_id, payload in await cur.fetchall():
+                    found[(sub, story)] = (outbox_id, json.loads(payload) if payload else None)
+        return found
 
     async def enqueue(
         self,
