@@ -625,8 +625,10 @@ def _parse(query: str) -> Node:
     if not query.strip():
         raise QuerySyntaxError("The query is empty.", 0, query)
     simple = _parse_plain_words(query)
-    if simple is not None:
-        return simple
+    return simple if simple is not None else _parse_tokens(query)
+
+
+def _parse_tokens(query: str) -> Node:
     tokens = _Lexer(query).run()
     if not tokens:
         first = len(query) - len(query.lstrip())
