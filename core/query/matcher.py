@@ -417,6 +417,7 @@ def _has_regex(node: Compiled) -> bool:
 
 
 def merge_spans(spans: Iterable[Span]) -> tuple[Span, ...]:
+    """The spans sorted, overlapping or touching ones merged."""
     ordered = sorted(spans)
     if len(ordered) < 2:
         return tuple(ordered)

@@ -68,7 +68,8 @@ import unicodedata
 from bisect import bisect_right
 from collections.abc import Callable, Hashable, Iterable
 from functools import lru_cache, partial
-from itertools import islice
+from itertools import compress, islice
+from operator import add
 from typing import Generic, NamedTuple, TypeVar
 
 import Stemmer
@@ -534,7 +535,6 @@ def _fold_token(word: str) -> str:
 # a token as written (sigil included) → its folded form, "" for a word that folds to nothing
 _NORMS: BoundedCache[str, str] = BoundedCache(_fold_token, WORD_CACHE_SIZE)
 _new_token = partial(tuple.__new__, Token)
-_group, _start, _end = re.Match.group, re.Match.start, re.Match.end
 
 
 def _complete(words: list[str], norms: list[str | None]) -> list[str]:
@@ -544,16 +544,12 @@ def _complete(words: list[str], norms: list[str | None]) -> list[str]:
 
 def tokenize(text: str) -> list[Token]:
     """The words of a text with their folded forms and their offsets in it (see the module docstring)."""
-    matches = list(_TOKEN_RE.finditer(text))
-    words = list(map(_group, matches))
-    norms = list(map(_NORMS.get, words))
-    if all(norms):  # every word known and not folding to nothing: no Python loop at all
-        return list(map(_new_token, zip(norms, map(_start, matches), map(_end, matches), strict=True)))
-    return [
-        Token(norm, match.start(), match.end())
-        for match, norm in zip(matches, _complete(words, norms), strict=True)
-        if norm
-    ]
+    words, norms = scan(text)
+    starts = locate(text, words)
+    found = zip(norms, starts, map(add, starts, map(len, words)), strict=True)
+    if all(norms):  # no word folds to nothing: no Python loop but locate's
+        return list(map(_new_token, found))
+    return list(map(_new_token, compress(found, norms)))
 
 
 def scan(text: str) -> tuple[list[str], list[str]]:
