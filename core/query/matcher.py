@@ -110,7 +110,7 @@ class Document:
         keys = list(map(cache.get, distinct))
         if None in keys:
             keys = [cache.add(w) if k is None else k for w, k in zip(distinct, keys, strict=True)]
-        self._word_keys: dict[str, tuple[str, ...]] = dict(zip(distinct, keys, strict=True))  # type: ignore[arg-type]
+        self._word_keys: tuple[list[str], list[tuple[str, ...]]] = (distinct, keys)  # type: ignore[assignment]
         self.stem_set: set[str] = set(chain.from_iterable(keys))  # type: ignore[arg-type]
 
     @classmethod
@@ -168,7 +168,7 @@ class Document:
         if self._stems is None:
             stems: dict[str, list[int]] = {}
             words = self.words
-            for norm, keys in self._word_keys.items():
+            for norm, keys in zip(*self._word_keys, strict=True):
                 for key in keys:
                     found = stems.get(key)
                     stems[key] = words[norm] if found is None else found + words[norm]  # never mutated
