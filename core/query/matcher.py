@@ -153,8 +153,9 @@ class Document:
         """Folded word → its token indexes."""
         if self._words is None:
             words: dict[str, list[int]] = {}
+            get = words.get
             for i, norm in enumerate(self.norms):
-                found = words.get(norm)
+                found = get(norm)
                 if found is None:
                     words[norm] = [i]
                 else:
@@ -204,8 +205,10 @@ class WordMatcher:
         found = [stems[key] for key in self.stem_keys.intersection(doc.stem_set)]
         if own is not None:
             found.append(own)
-        if len(found) == 1 or all(idx is found[0] for idx in found):
-            return found[0] if found else []  # the common case: one word, its own stems
+        if not found:
+            return []
+        if found.count(found[0]) == len(found):  # the common case: one word, its own stems
+            return found[0]
         return sorted(set(chain.from_iterable(found)))
 
 
@@ -239,10 +242,7 @@ class CTerm:
         if not self.word.present(doc):
             return None
         starts, ends = doc.offsets()
-        found = self.word.positions(doc)
-        return list(
-            map(_new_span, zip(map(starts.__getitem__, found), map(ends.__getitem__, found), strict=True))
-        )
+        return [_new_span((starts[i], ends[i])) for i in self.word.positions(doc)]
 
 
 @dataclass(frozen=True, slots=True)
