@@ -407,8 +407,11 @@ def test_word_cache_is_bounded_and_changes_nothing(monkeypatch: pytest.MonkeyPat
 
 
 def test_doc_stem_keys_cache_per_language() -> None:
-    for lang in (None, "ru", "RU", "de-AT", "nb", "xx", "uk"):
+    for lang in (None, "ru", "RU", "de-AT", "nb", "xx", "uk", "sr", "ne", "yi", "fa"):
         cache = qt.doc_stem_keys_cache(lang)
-        for word in ("протести", "protesters", "häuser", "війни", "123"):
+        for word in ("протести", "protesters", "häuser", "війни", "123", "नेपाल", "ייִדיש", "احتجاجات"):
             assert cache(word) == doc_stem_keys(word, lang)
-    assert qt.doc_stem_keys_cache("xx") is qt.doc_stem_keys_cache(None)  # no stemmer: no extra keys
+    for lang in ("xx", "ru", "uk", "en", "ar", "fa"):  # their stems are every post's already
+        assert qt.doc_stem_keys_cache(lang) is qt.doc_stem_keys_cache(None)
+    assert qt.doc_stem_keys_cache("de") is not qt.doc_stem_keys_cache(None)
+    assert qt.doc_stem_keys_cache("sr") is not qt.doc_stem_keys_cache(None)

@@ -459,6 +459,7 @@ def _doc_stem_keys(norm: str, post_lang: str | None) -> tuple[str, ...]:
     return tuple(_keys(norm, langs))
 
 
+DOC_KEYS_CACHE_SIZE = 1 << 16  # folded words remembered with their stem keys (a quarter per extra language)
 _DOC_KEYS: dict[str | None, BoundedCache[str, tuple[str, ...]]] = {}
 
 
@@ -467,10 +468,14 @@ def doc_stem_keys_cache(post_lang: str | None) -> BoundedCache[str, tuple[str, .
     cache = _DOC_KEYS.get(post_lang)
     if cache is None:
         lang = _ALIASES.get(code := (post_lang or "").lower().replace("_", "-").split("-", 1)[0], code)
-        key = lang if lang in _LANG_SCRIPTS else None  # other languages add no stem keys
+        # a language adds keys only to scripts whose posts do not get its stems anyway (ru, uk, en, ar,
+        # fa, ... add none): posts in all those share one cache
+        adds = any(lang not in _DOC_LANGS.get(script, (lang,)) for script in _LANG_SCRIPTS.get(lang, ()))
+        key = lang if adds else None
         cache = _DOC_KEYS.get(key)
         if cache is None:
-            cache = _DOC_KEYS.setdefault(key, BoundedCache(partial(_doc_stem_keys, post_lang=key), 1 << 16))
+            limit = DOC_KEYS_CACHE_SIZE if key is None else DOC_KEYS_CACHE_SIZE // 4
+            cache = _DOC_KEYS.setdefault(key, BoundedCache(partial(_doc_stem_keys, post_lang=key), limit))
         if len(_DOC_KEYS) < 256:  # post_lang as given, for the next post (a bounded number of spellings)
             _DOC_KEYS.setdefault(post_lang, cache)
     return cache
