@@ -13,7 +13,7 @@ from typing import Any
 
 from core.pipeline import Handover
 from core.query.index import QueryIndex
-from core.query.matcher import Span, compile_query, spans_within, window
+from core.query.matcher import Query, Span, compile_query, spans_within, window
 from core.storage.subscriptions import AlertRecord, SubscriptionStore
 from core.subscriptions import Subscriber
 
@@ -41,17 +41,25 @@ class SubscriptionQueries:
         return self.index
 
     async def _reload(self) -> None:
-        index, owners, texts = QueryIndex(), {}, {}
+        """Bring the index in line with the stored queries: compile only new or changed ones, drop the
+        gone ones (a new subscriber's query must not cost a rebuild of 100,000 others)."""
+        owners: dict[int, Subscriber] = {}
+        texts: dict[int, str] = {}
+        fresh: list[tuple[int, Query]] = []
         for query, subscriber in await self.store.live_queries():
-            try:
-                index.add(query.id, compile_query(query.text))
-            except ValueError:  # stored before a stricter parser: skip it, never stop the pipeline
-                log.warning("query_skipped id=%s", query.id)
-                continue
+            if self.texts.get(query.id) != query.text:
+                try:
+                    fresh.append((query.id, compile_query(query.text)))
+                except ValueError:  # stored before a stricter parser: skip it, never stop the pipeline
+                    log.warning("query_skipped id=%s", query.id)
+                    continue
             owners[query.id] = subscriber
             texts[query.id] = query.text
-        self.index, self.owners, self.texts = index, owners, texts
-        log.info("queries_loaded count=%s", len(index))
+        for gone in self.texts.keys() - texts.keys():
+            self.index.remove(gone)
+        self.index.add_many(fresh)
+        self.owners, self.texts = owners, texts
+        log.info("queries_loaded count=%s compiled=%s", len(self.index), len(fresh))
 
 
 def snippet(

@@ -11,7 +11,7 @@ import pytest
 from core.alerts import OutboxSink, SubscriptionQueries, snippet
 from core.models import RawPost
 from core.pipeline import Handover, Pipeline
-from core.query.matcher import Span
+from core.query.matcher import Document, Span
 from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import AlertRecord, SubscriptionStore
 from core.stories import StoryIndex
@@ -186,3 +186,27 @@ async def test_channel_filters_match_the_stored_username(setup: tuple[Pipeline, 
     await store.add_query(100, "Almaty channel:@kz_news")
     await pipeline.ingest([RawPost(1, 10, NOW, NEWS), RawPost(2, 20, NOW, "Almaty " + NEWS[::-1])])
     assert [p["url"] for _, _, p in await outbox(store)] == ["https://t.me/kz_news/10"]
+
+
+async def test_a_reload_compiles_only_new_or_changed_queries_and_drops_deleted_ones(
+    setup: tuple[Pipeline, SubscriptionStore],
+) -> None:
+    _, store = setup
+    queries = SubscriptionQueries(store)
+    kept = await store.add_query(100, "protest")
+    changed = await store.add_query(100, "almaty")
+    gone = await store.add_query(200, "kazakhstan")
+    before = dict((await queries.current()).items())
+    assert set(before) == {kept.id, changed.id, gone.id}
+
+    await store.delete_query(200, gone.id)
+    await store.delete_query(100, changed.id)
+    replaced = await store.add_query(100, "astana -almaty")
+    added = await store.add_query(200, "tokayev")
+    after = dict((await queries.current()).items())
+
+    assert set(after) == {kept.id, replaced.id, added.id}
+    assert after[kept.id] is before[kept.id]  # not compiled again
+    assert queries.texts == {kept.id: "protest", replaced.id: "astana -almaty", added.id: "tokayev"}
+    found = queries.index.match(Document.of("Protest in Astana, Tokayev said", lang="en"))
+    assert {m.query_id for m in found} == {kept.id, replaced.id, added.id}

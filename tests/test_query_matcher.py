@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.query.index import QueryIndex
-from core.query.matcher import Document, compile_query, matches
+from core.query.matcher import CNot, Document, Query, compile_query, matches
+from core.query.parser import parse
+from core.query.text import doc_stem_keys, tokenize
 
 CASES = [
     # (query, text, should match)
@@ -183,3 +187,114 @@ def test_index_agrees_with_the_naive_loop(queries: list[tuple[str, str, str]], t
     doc = Document.of(text)
     naive = {i for i, q in compiled.items() if q.match(doc) is not None}
     assert {m.query_id for m in index.match(doc)} == naive
+
+
+# --- the lazy Document and the quick paths ---------------------------------------------------------------
+
+ALPHABET = st.sampled_from(
+    [*TEXT_WORDS, "ـــ", "#Almaty", "@durov_bot", "Алма-Ата", "東京", "don't", "\u200b", ","]
+)
+RICH_TEXTS = st.lists(ALPHABET, max_size=14).map(" ".join)
+LANGS = st.sampled_from([None, "ru", "en", "uk", "de"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.one_of(RICH_TEXTS, st.text(max_size=40)), lang=LANGS)
+def test_document_is_its_tokens(text: str, lang: str | None) -> None:
+    tokens = tokenize(text)
+    doc = Document.of(text, lang=lang)
+    assert doc.tokens == tokens
+    assert doc.offsets() == ([t.start for t in tokens], [t.end for t in tokens])
+    words: dict[str, list[int]] = {}
+    stems: dict[str, list[int]] = {}
+    for i, token in enumerate(tokens):
+        words.setdefault(token.norm, []).append(i)
+        for key in doc_stem_keys(token.norm, lang):
+            stems.setdefault(key, []).append(i)
+    assert doc.words == words
+    assert {k: sorted(v) for k, v in doc.stems.items()} == stems
+    assert doc.word_set == set(words) and doc.stem_set == set(stems)
+    given_tokens = Document.of(text, lang=lang, tokens=tokens)
+    assert given_tokens.words == words and given_tokens.stem_set == set(stems)
+
+
+QUERY_TEXTS = st.one_of(
+    st.tuples(words, st.sampled_from(["", "-", "OR ", "*", '"']), words).map(
+        lambda t: (
+            f"{t[0]}* {t[2]}"
+            if t[1] == "*"
+            else f'"{t[0]} {t[2]}"'
+            if t[1] == '"'
+            else f"{t[0]} {t[1]}{t[2]}"
+        )
+    ),
+    st.sampled_from(
+        ["(protest OR almaty) -rain", "lang:ru протест", "/КЗ-\\d+/", "-/rain/ protest", "алмат*"]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(query=QUERY_TEXTS, text=RICH_TEXTS)
+def test_quick_test_agrees_with_spans(query: str, text: str) -> None:
+    compiled = compile_query(query)
+    doc = Document.of(text, lang="ru")
+    nodes = [compiled.root]
+    while nodes:
+        node = nodes.pop()
+        assert node.test(doc) == (node.spans(doc) is not None), node
+        nodes += getattr(node, "items", ())
+        nodes += [node.item] if isinstance(node, CNot) else []
+
+
+def test_query_tree_is_parsed_again_and_equality_is_by_text() -> None:
+    query = compile_query('"state of emergency" -rain')
+    assert query.tree == parse('"state of emergency" -rain')
+    assert query == compile_query('"state of emergency" -rain') and hash(query) == hash(
+        compile_query(query.text)
+    )
+    assert query != compile_query("rain")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    ops=st.lists(st.tuples(st.integers(0, 6), st.one_of(st.none(), QUERY_TEXTS)), max_size=30),
+    text=RICH_TEXTS,
+)
+def test_index_updates_agree_with_the_naive_loop(ops: list[tuple[int, str | None]], text: str) -> None:
+    index = QueryIndex()
+    live = {}
+    for query_id, source in ops:  # None removes; ids repeat, so queries get replaced
+        if source is None:
+            index.remove(query_id)
+            live.pop(query_id, None)
+        else:
+            live[query_id] = compile_query(source)
+            index.add(query_id, live[query_id])
+    doc = Document.of(text)
+    assert dict(index.items()) == live
+    assert {m.query_id for m in index.match(doc)} == {i for i, q in live.items() if q.match(doc) is not None}
+    for m in index.match(doc):
+        assert m.spans == live[m.query_id].match(doc)
+    for query_id in list(live):
+        index.remove(query_id)
+    tables = (index._words, index._stems, index._prefixes, index._prefix_lengths, index._always)
+    assert len(index) == 0 and not any(tables)
+
+
+def test_add_many_pauses_the_collector_only_meanwhile() -> None:
+    index = QueryIndex()
+    seen = []
+
+    def queries() -> Iterator[tuple[int, Query]]:
+        for i, text in enumerate(["протест", "Almaty OR Astana", "/КЗ-\\d+/"]):
+            seen.append(gc.isenabled())
+            yield i, compile_query(text)
+
+    assert gc.isenabled()
+    index.add_many(queries())
+    assert gc.isenabled() and seen == [False] * 3
+    assert sorted(m.query_id for m in index.match(Document.of("Протесты в Astana, рейс КЗ-7"))) == [0, 1, 2]
+    with pytest.raises(ZeroDivisionError):
+        index.add_many((1 // 0, compile_query("x")) for _ in range(1))
+    assert gc.isenabled()

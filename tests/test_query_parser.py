@@ -9,6 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from core.query import parser
 from core.query.ast import (
     And,
     ChannelFilter,
@@ -401,3 +402,28 @@ def test_and_commutes(a: str, b: str) -> None:
     assert isinstance(ab, And)
     assert isinstance(ba, And)
     assert Counter(strip_positions(i) for i in ab.items) == Counter(strip_positions(i) for i in ba.items)
+
+
+# the shortcut for queries of plain words (core.query.parser._parse_plain_words) builds the full parser's tree
+PLAIN = st.lists(
+    st.one_of(WORD, st.sampled_from(["OR", "AND", "NOT", "²", "x²", "ǅ", "Ⅻ", "ﬁ", "a\u0301"])),
+    min_size=1,
+    max_size=MAX_TERMS + 2,
+)
+SPACES = st.text(" \t\n\u3000\u00a0", min_size=1, max_size=2)
+
+
+@settings(max_examples=500, deadline=None)
+@given(PLAIN, st.data())
+def test_plain_words_shortcut_builds_the_full_parsers_tree(words: list[str], data: st.DataObject) -> None:
+    query = "".join(w + data.draw(SPACES) for w in words)
+    assume(len(query) <= MAX_QUERY_CHARS)
+    shortcut = parser._parse_plain_words(query)
+    try:
+        full = parser._parse_tokens(query)
+    except QuerySyntaxError:
+        assert shortcut is None
+        return
+    assert shortcut is None or shortcut == full
+    if all(w.isalnum() and w not in ("OR", "AND", "NOT") for w in words) and len(words) <= MAX_TERMS:
+        assert shortcut == full  # the shortcut is taken for every plain query

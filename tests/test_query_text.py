@@ -11,12 +11,16 @@ from core.query import text as qt
 from core.query.text import (
     MIN_STEM_LEN,
     STEM_LANGS,
+    BoundedCache,
     Token,
     doc_stem_keys,
     fold_word,
+    locate,
     query_stem_keys,
+    scan,
     script_of,
     stem,
+    token_norms,
     tokenize,
 )
 from core.query.ukstem import stem as uk_stem
@@ -313,3 +317,101 @@ def test_seed_post_matches_protest(shared_data: Path) -> None:
     hits = {text[t.start : t.end] for t in tokens if set(doc_stem_keys(t.norm, "en")) & query}
     assert {"protests", "protesters", "Protesters"} <= hits
     assert all(hit.lower().startswith("protest") for hit in hits)
+
+
+# --- the fast paths agree with the plain definitions ---------------------------------------------------
+
+
+def _fold_by_definition(word: str) -> str:
+    """fold_word without its shortcuts: _fold_once until stable."""
+    if word.isascii():
+        return word.lower()
+    prev, cur = word, qt._fold_once(word)
+    while cur != prev:
+        prev, cur = cur, qt._fold_once(cur)
+    return cur
+
+
+_STABLE_SAMPLE = st.sampled_from(sorted(qt._STABLE)[::5])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(_TEXT, st.text(st.one_of(_STABLE_SAMPLE, _INTERESTING), max_size=8)))
+def test_fold_word_shortcut_agrees_with_the_definition(word: str) -> None:
+    assert qt._fold_uncached(word) == _fold_by_definition(word)
+
+
+def test_characters_left_alone_by_folding() -> None:
+    for ch in qt._STABLE:
+        for word in (ch, ch + ch, "a" + ch, "я" + ch, ch + "ё", "Ж" + ch):
+            assert qt._fold_uncached(word) == _fold_by_definition(word), repr(word)
+
+
+def test_composition_second_halves_are_marks() -> None:
+    """What the folding shortcut relies on: a character that is not a mark never joins the one before."""
+    for cp in range(0x110000):
+        parts = unicodedata.decomposition(chr(cp)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            assert unicodedata.category(chr(int(parts[1], 16)))[0] == "M", hex(cp)
+
+
+def _tokens_by_definition(text: str) -> list[Token]:
+    found = []
+    for match in qt._TOKEN_RE.finditer(text):
+        word = match.group()
+        norm = fold_word(word[1:] if word[0] in "#@" else word)
+        if norm:
+            found.append(Token(norm, match.start(), match.end()))
+    return found
+
+
+@settings(max_examples=500, deadline=None)
+@given(_TEXT)
+def test_scan_and_locate_agree_with_tokenize(text: str) -> None:
+    expected = _tokens_by_definition(text)
+    assert tokenize(text) == expected
+    assert tokenize(text) == expected  # again, from the word cache
+    words, norms = scan(text)
+    starts = locate(text, words)
+    assert [Token(n, s, s + len(w)) for w, n, s in zip(words, norms, starts, strict=True) if n] == expected
+    assert token_norms(text) == [t.norm for t in expected]
+
+
+def test_bounded_cache_forgets_its_oldest_half() -> None:
+    calls: list[int] = []
+
+    def square(n: int) -> int:
+        calls.append(n)
+        return n * n
+
+    cache: BoundedCache[int, int] = BoundedCache(square, 4)
+    assert [cache(n) for n in (1, 2, 3, 4, 1)] == [1, 4, 9, 16, 1]
+    assert calls == [1, 2, 3, 4] and len(cache) == 4
+    assert cache(5) == 25 and len(cache) == 3  # 1 and 2 forgotten
+    assert cache(1) == 1 and calls[-1] == 1  # computed again
+    assert cache.get(3) == 9 and cache.get(2) is None
+    for n in range(100):
+        assert cache(n) == n * n
+        assert len(cache) <= 4
+
+
+def test_word_cache_is_bounded_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    small: BoundedCache[str, str] = BoundedCache(qt._fold_token, 8)
+    monkeypatch.setattr(qt, "_NORMS", small)
+    text = "Протестующие вышли на площадь #Almaty, @durov_bot ـــ Ёлка Kаzakhstan 東京 " * 3
+    expected = _tokens_by_definition(text)
+    for _ in range(3):
+        assert tokenize(text) == expected
+        assert token_norms(text) == [t.norm for t in expected]
+        assert len(small) <= 8
+
+
+def test_doc_stem_keys_cache_per_language() -> None:
+    for lang in (None, "ru", "RU", "de-AT", "nb", "xx", "uk", "sr", "ne", "yi", "fa"):
+        cache = qt.doc_stem_keys_cache(lang)
+        for word in ("протести", "protesters", "häuser", "війни", "123", "नेपाल", "ייִדיש", "احتجاجات"):
+            assert cache(word) == doc_stem_keys(word, lang)
+    for lang in ("xx", "ru", "uk", "en", "ar", "fa"):  # their stems are every post's already
+        assert qt.doc_stem_keys_cache(lang) is qt.doc_stem_keys_cache(None)
+    assert qt.doc_stem_keys_cache("de") is not qt.doc_stem_keys_cache(None)
+    assert qt.doc_stem_keys_cache("sr") is not qt.doc_stem_keys_cache(None)

@@ -1,15 +1,18 @@
 """Match a post against every active query at a cost that does not grow with the number of queries.
 
-Each query gets a *trigger*: a set of keys (exact words, stem keys, prefixes) of which any matching
-post must contain at least one. A post looks its own keys up in three dictionaries, and only the
-queries found there (plus the few that cannot be triggered, such as regex-only ones) are evaluated.
+Each query gets a *trigger*: a few of its words, of which any matching post must contain at least one
+(the word itself, one of its stem keys, or for a prefix a word starting with it). A post looks its own
+words and stem keys up in three dictionaries, and only the queries found there (plus the few that
+cannot be triggered, such as regex-only ones) are evaluated.
 Adding and removing a query updates the dictionaries in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from dataclasses import dataclass
+import gc
+from collections.abc import Hashable, Iterable, Iterator
+from functools import partial
+from typing import NamedTuple
 
 from core.query.matcher import (
     CAnd,
@@ -23,127 +26,172 @@ from core.query.matcher import (
     WordMatcher,
 )
 
-# ("w", norm) exact word, ("s", "ru:протест") stem key, ("p", prefix) word prefix
-TriggerKey = tuple[str, str]
 
-
-@dataclass(frozen=True, slots=True)
-class QueryMatch:
+class QueryMatch(NamedTuple):
     query_id: Hashable
     query: Query
     spans: tuple[Span, ...]
 
 
-def _word_keys(word: WordMatcher) -> frozenset[TriggerKey]:
-    if word.prefix:
-        return frozenset({("p", word.norm)})
-    return frozenset({("w", word.norm)} | {("s", key) for key in word.stem_keys})
+_new_match = partial(tuple.__new__, QueryMatch)
 
 
-def _selectivity(keys: frozenset[TriggerKey]) -> tuple[int, int]:
+def _key_count(word: WordMatcher) -> int:
+    return 1 if word.prefix else 1 + len(word.stem_keys)
+
+
+def _phrase_cost(word: WordMatcher) -> tuple[int, int]:
+    """Fewer keys first, then the longest key."""
+    return _key_count(word), -max((len(word.norm), *map(len, word.stem_keys)))
+
+
+def _selectivity(words: tuple[WordMatcher, ...]) -> tuple[int, int]:
     """Lower is rarer: long words are rarer than short ones, then fewer keys means fewer look-ups."""
-    return (-min(len(value.split(":", 1)[-1]) for _, value in keys), len(keys))
+    shortest = min(min((len(w.norm), *(len(key) - key.index(":") - 1 for key in w.stem_keys))) for w in words)
+    return -shortest, sum(map(_key_count, words))
 
 
-def trigger(node: Compiled) -> frozenset[TriggerKey] | None:
-    """Keys of which a matching post has at least one; None when no such set exists."""
+def trigger(node: Compiled) -> tuple[WordMatcher, ...] | None:
+    """Words of which a matching post has at least one (its form, stem keys, or prefix); None when no
+    such set exists."""
     if isinstance(node, CTerm):
-        return _word_keys(node.word)
+        return (node.word,)
     if isinstance(node, CPhrase):  # every word must be there: the most specific one is enough
-        return min(
-            (_word_keys(w) for w in node.words), key=lambda keys: (len(keys), -max(len(k[1]) for k in keys))
-        )
+        return (min(node.words, key=_phrase_cost),)
     if isinstance(node, CAnd):
-        options = [t for t in (trigger(item) for item in node.items) if t is not None]
+        options = [t for t in map(trigger, node.items) if t is not None]
         if not options:
             return None
-        return min(options, key=_selectivity)
+        return options[0] if len(options) == 1 else min(options, key=_selectivity)
     if isinstance(node, COr):
-        union: set[TriggerKey] = set()
+        union: list[WordMatcher] = []
         for item in node.items:
-            keys = trigger(item)
-            if keys is None:
+            words = trigger(item)
+            if words is None:
                 return None
-            union |= keys
-        return frozenset(union)
+            union += words
+        return tuple(dict.fromkeys(union))
     return None  # regex, filters, NOT: cannot narrow the candidates
+
+
+Ids = Hashable | set[Hashable]  # one query id, or several: a query id is never a set (unhashable)
+
+
+def _post(table: dict[str, Ids], key: str, query_id: Hashable) -> None:
+    ids = table.get(key, _MISSING)
+    if ids is _MISSING:
+        table[key] = query_id  # most keys belong to one query: no set for them
+    elif isinstance(ids, set):
+        ids.add(query_id)
+    elif ids != query_id:
+        table[key] = {ids, query_id}
+
+
+def _unpost(table: dict[str, Ids], key: str, query_id: Hashable) -> None:
+    ids = table.get(key, _MISSING)
+    if isinstance(ids, set):
+        ids.discard(query_id)
+        if len(ids) == 1:
+            table[key] = next(iter(ids))
+    elif ids is not _MISSING and ids == query_id:
+        del table[key]
+
+
+_MISSING = object()
 
 
 class QueryIndex:
     def __init__(self) -> None:
         self._queries: dict[Hashable, Query] = {}
-        self._triggers: dict[Hashable, frozenset[TriggerKey]] = {}
-        self._words: dict[str, set[Hashable]] = {}
-        self._stems: dict[str, set[Hashable]] = {}
-        self._prefixes: dict[str, set[Hashable]] = {}
+        self._words: dict[str, Ids] = {}
+        self._stems: dict[str, Ids] = {}
+        self._prefixes: dict[str, Ids] = {}
         self._prefix_lengths: dict[int, int] = {}  # length → how many prefixes of that length
         self._always: set[Hashable] = set()
 
     def __len__(self) -> int:
         return len(self._queries)
 
-    def _table(self, kind: str) -> dict[str, set[Hashable]]:
-        return {"w": self._words, "s": self._stems, "p": self._prefixes}[kind]
+    def items(self) -> Iterator[tuple[Hashable, Query]]:
+        """Every query with its id, in the order added."""
+        return iter(self._queries.items())
 
     def add(self, query_id: Hashable, query: Query) -> None:
         """Add or replace a query."""
         if query_id in self._queries:
             self.remove(query_id)
         self._queries[query_id] = query
-        keys = trigger(query.root)
-        if keys is None:
+        words = trigger(query.root)
+        if words is None:
             self._always.add(query_id)
             return
-        self._triggers[query_id] = keys
-        for kind, value in keys:
-            self._table(kind).setdefault(value, set()).add(query_id)
-            if kind == "p":
-                self._prefix_lengths[len(value)] = self._prefix_lengths.get(len(value), 0) + 1
+        for word in words:
+            if word.prefix:
+                _post(self._prefixes, word.norm, query_id)
+                self._prefix_lengths[len(word.norm)] = self._prefix_lengths.get(len(word.norm), 0) + 1
+                continue
+            _post(self._words, word.norm, query_id)
+            for key in word.stem_keys:
+                _post(self._stems, key, query_id)
+
+    def add_many(self, queries: Iterable[tuple[Hashable, Query]]) -> None:
+        """`add` each (id, query), with the cyclic garbage collector paused meanwhile (also while the
+        iterable compiles them): it would walk the growing index over and over, more than doubling the
+        time a million-term build takes."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            for query_id, query in queries:
+                self.add(query_id, query)
+        finally:
+            if paused:
+                gc.enable()
 
     def remove(self, query_id: Hashable) -> None:
-        if self._queries.pop(query_id, None) is None:
+        query = self._queries.pop(query_id, None)
+        if query is None:
             return
         self._always.discard(query_id)
-        for kind, value in self._triggers.pop(query_id, frozenset()):
-            table = self._table(kind)
-            ids = table.get(value)
-            if ids is not None:
-                ids.discard(query_id)
-                if not ids:
-                    del table[value]
-            if kind == "p":
-                left = self._prefix_lengths[len(value)] - 1
+        for word in trigger(query.root) or ():  # the words `add` posted: trigger is a function
+            if word.prefix:
+                _unpost(self._prefixes, word.norm, query_id)
+                left = self._prefix_lengths[len(word.norm)] - 1
                 if left:
-                    self._prefix_lengths[len(value)] = left
+                    self._prefix_lengths[len(word.norm)] = left
                 else:
-                    del self._prefix_lengths[len(value)]
+                    del self._prefix_lengths[len(word.norm)]
+                continue
+            _unpost(self._words, word.norm, query_id)
+            for key in word.stem_keys:
+                _unpost(self._stems, key, query_id)
 
     def candidates(self, doc: Document) -> set[Hashable]:
         found = set(self._always)
-        words, stems, prefixes = self._words, self._stems, self._prefixes
-        for word in doc.words:
-            ids = words.get(word)
-            if ids:
-                found |= ids
-        for key in doc.stems:
-            ids = stems.get(key)
-            if ids:
-                found |= ids
+        hits = [ids for ids in map(self._words.get, doc.word_set) if ids is not None]
+        hits += [ids for ids in map(self._stems.get, doc.stem_set) if ids is not None]
+        prefixes = self._prefixes
         if prefixes:
-            for word in doc.words:
-                for length in self._prefix_lengths:
+            lengths = self._prefix_lengths
+            for word in doc.word_set:
+                for length in lengths:
                     if length <= len(word):
                         ids = prefixes.get(word[:length])
-                        if ids:
-                            found |= ids
+                        if ids is not None:
+                            hits.append(ids)
+        for ids in hits:
+            if isinstance(ids, set):
+                found |= ids
+            else:
+                found.add(ids)
         return found
 
     def match(self, doc: Document) -> list[QueryMatch]:
         """Every query the post matches, with the spans to highlight."""
         result = []
+        queries = self._queries
         for query_id in self.candidates(doc):
-            query = self._queries[query_id]
+            query = queries[query_id]
             spans = query.match(doc)
             if spans is not None:
-                result.append(QueryMatch(query_id, query, spans))
+                result.append(_new_match((query_id, query, spans)))
         return result

@@ -598,6 +598,23 @@ def parse(query: str) -> Node:
         raise QuerySyntaxError("This query could not be understood.", 0, query) from None
 
 
+_BARE = re.compile(r"\S+")
+
+
+def _parse_plain_words(query: str) -> Node | None:
+    """The tree of a query made of letters and digits only (the usual one), as the full parser would
+    build it, quickly; None for any other query."""
+    terms = []
+    for match in _BARE.finditer(query):
+        word = match.group()
+        if not word.isalnum() or word in OPERATORS:
+            return None
+        terms.append(Term(word, False, False, match.start(), match.end()))
+    if not terms or len(terms) > MAX_TERMS:
+        return None
+    return terms[0] if len(terms) == 1 else And(tuple(terms))
+
+
 def _parse(query: str) -> Node:
     if len(query) > MAX_QUERY_CHARS:
         raise QuerySyntaxError(
@@ -607,6 +624,11 @@ def _parse(query: str) -> Node:
         )
     if not query.strip():
         raise QuerySyntaxError("The query is empty.", 0, query)
+    simple = _parse_plain_words(query)
+    return simple if simple is not None else _parse_tokens(query)
+
+
+def _parse_tokens(query: str) -> Node:
     tokens = _Lexer(query).run()
     if not tokens:
         first = len(query) - len(query.lstrip())

@@ -66,9 +66,11 @@ import re
 import threading
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable, Hashable, Iterable
+from functools import lru_cache, partial
+from itertools import compress, islice
+from operator import add
+from typing import Generic, NamedTuple, TypeVar
 
 import Stemmer
 
@@ -76,21 +78,27 @@ from core.query import ukstem
 
 __all__ = [
     "MIN_STEM_LEN",
+    "NO_KEYS",
     "STEM_LANGS",
+    "BoundedCache",
     "Token",
     "doc_stem_keys",
     "fold_word",
+    "fold_words",
+    "locate",
     "query_stem_keys",
+    "scan",
     "script_of",
     "stem",
+    "token_norms",
     "tokenize",
 ]
 
 MIN_STEM_LEN = 3  # stems shorter than this (code points) produce no stem key
+NO_KEYS: frozenset[str] = frozenset()  # shared: every empty frozenset is a new object of 216 bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     norm: str  # folded word form (see fold_word), without a leading # or @ sigil
     start: int  # offset in the original text of the first character (incl. the sigil)
     end: int  # offset just after the word
@@ -170,15 +178,23 @@ _LATIN_LETTERS = (
     "\uab30-\uab6f"
 )
 
+# The pattern is written for the speed of `re`: a class holding characters beyond U+FFFF checks those
+# one range at a time after its bitmap, so the marks are split into a BMP class and an astral class
+# behind a one-range guard; and each alternative consumes a character before any look-behind, so a
+# position where no word starts fails on one class test.
 _L = rf"[^\W_\u02bc{_SINGLE}]"  # letter or digit starting/continuing an ordinary word
-_M = f"[{_class(_MARKS)}]"
+_M = (
+    f"(?:[{_class(cp for cp in _MARKS if cp <= 0xFFFF)}]"
+    f"|(?![\x00-\uffff])[{_class(cp for cp in _MARKS if cp > 0xFFFF)}])"
+)
 _PART = rf"{_L}+(?:{_M}+{_L}*)*"
-_JOIN = rf"(?:[{_INVISIBLE}]+|(?<=[{_CYRILLIC_LETTERS}])[{_APOSTROPHES}](?=[{_CYRILLIC_LETTERS}]))"
+# invisible characters, or an apostrophe between two Cyrillic letters
+_JOIN = rf"(?:[{_INVISIBLE}]+|[{_APOSTROPHES}](?<=[{_CYRILLIC_LETTERS}].)(?=[{_CYRILLIC_LETTERS}]))"
 _CORE = rf"{_PART}(?:{_JOIN}{_PART})*"
 _TOKEN_RE = re.compile(
     rf"{_CORE}"  # ordinary word
-    rf"|(?=[^\W_])[{_SINGLE}]{_M}*"  # one CJK/Thai character
-    rf"|(?<![\w#@])[#@]_*{_CORE}(?:_+{_CORE})*_*"  # hashtag / mention
+    rf"|[{_SINGLE}](?<=[^\W_]){_M}*"  # one CJK/Thai character
+    rf"|[#@](?<![\w#@].)_*{_CORE}(?:_+{_CORE})*_*"  # hashtag / mention (not right after a word)
 )
 
 # --- folding ----------------------------------------------------------------------------------------
@@ -222,14 +238,47 @@ def _fold_once(word: str) -> str:
     return unicodedata.normalize("NFKC", folded).translate(_FOLD)
 
 
-@lru_cache(maxsize=1 << 18)
+def _unchanged_by_folding() -> frozenset[str]:
+    """Characters (up to U+2FFF) that folding leaves alone wherever they stand: NFKC- and case-fold-
+    stable, not in the fold table, no mark (every second half of a canonical composition is a mark,
+    tests/test_query_text.py checks it) nor Hangul jamo, not decomposing to a leading mark."""
+    found = []
+    for cp in range(0x3000):
+        ch = chr(cp)
+        if (
+            unicodedata.category(ch)[0] != "M"
+            and not 0x1100 <= cp <= 0x11FF
+            and cp not in _FOLD
+            and ch.casefold() == ch
+            and unicodedata.normalize("NFKC", ch) == ch
+            and not unicodedata.combining(unicodedata.normalize("NFKD", ch)[0])
+        ):
+            found.append(ch)
+    return frozenset(found)
+
+
+_STABLE = _unchanged_by_folding()
+
+
+def _folded_already(word: str) -> bool:
+    """Whether folding leaves `word` as it is: stable characters only, and not a Latin/Cyrillic mix."""
+    return _STABLE.issuperset(word) and not (_CYR_RE.search(word) and _LAT_RE.search(word))
+
+
+@lru_cache(maxsize=1 << 16)
 def fold_word(word: str) -> str:
     """The folded form of one word (see the module docstring); idempotent."""
+    return _fold_uncached(word)
+
+
+def _fold_uncached(word: str) -> str:
     if word.isascii():
         return word.lower()
+    if _folded_already(word):  # a shortcut: _fold_once would return it unchanged
+        return word
     prev, cur = word, _fold_once(word)
     for _ in range(4):  # repeat until stable: removing a mark can enable a composition, etc.
-        if cur == prev:
+        if cur == prev or _folded_already(cur):
             break
         prev, cur = cur, _fold_once(cur)
     return cur
@@ -361,7 +410,7 @@ _STEM_LOCK = threading.Lock()  # a Snowball stemmer object is not safe to share 
 _DIGIT = re.compile(r"\d")
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 14)  # callers cache whole words' keys: this one need not be large
 def stem(lang: str, norm: str) -> str:
     """The stem of a folded word in a language of STEM_LANGS (ValueError for others); cached."""
     code = _ALIASES.get(lang, lang)
@@ -391,9 +440,13 @@ def _keys(norm: str, langs: Iterable[str]) -> list[str]:
     return keys
 
 
-@lru_cache(maxsize=1 << 18)
+@lru_cache(maxsize=1 << 16)
 def doc_stem_keys(norm: str, post_lang: str | None) -> tuple[str, ...]:
     """Stem keys ("ru:протест") of a folded post word, given the post's language (ISO 639-1 or None)."""
+    return _doc_stem_keys(norm, post_lang)
+
+
+def _doc_stem_keys(norm: str, post_lang: str | None) -> tuple[str, ...]:
     script = _stem_script(norm)
     if script is None:
         return ()
@@ -406,26 +459,134 @@ def doc_stem_keys(norm: str, post_lang: str | None) -> tuple[str, ...]:
     return tuple(_keys(norm, langs))
 
 
+DOC_KEYS_CACHE_SIZE = 1 << 16  # folded words remembered with their stem keys (a quarter per extra language)
+_DOC_KEYS: dict[str | None, BoundedCache[str, tuple[str, ...]]] = {}
+
+
+def doc_stem_keys_cache(post_lang: str | None) -> BoundedCache[str, tuple[str, ...]]:
+    """`doc_stem_keys(norm, post_lang)` as a cache of folded word → keys for posts in that language."""
+    cache = _DOC_KEYS.get(post_lang)
+    if cache is None:
+        lang = _ALIASES.get(code := (post_lang or "").lower().replace("_", "-").split("-", 1)[0], code)
+        # a language adds keys only to scripts whose posts do not get its stems anyway (ru, uk, en, ar,
+        # fa, ... add none): posts in all those share one cache
+        adds = any(lang not in _DOC_LANGS.get(script, (lang,)) for script in _LANG_SCRIPTS.get(lang, ()))
+        key = lang if adds else None
+        cache = _DOC_KEYS.get(key)
+        if cache is None:
+            limit = DOC_KEYS_CACHE_SIZE if key is None else DOC_KEYS_CACHE_SIZE // 4
+            cache = _DOC_KEYS.setdefault(key, BoundedCache(partial(_doc_stem_keys, post_lang=key), limit))
+        if len(_DOC_KEYS) < 256:  # post_lang as given, for the next post (a bounded number of spellings)
+            _DOC_KEYS.setdefault(post_lang, cache)
+    return cache
+
+
 @lru_cache(maxsize=1 << 14)
 def query_stem_keys(norm: str) -> frozenset[str]:
     """Stem keys of a folded query term in every stemmer language of its script."""
     script = _stem_script(norm)
-    if script is None:
-        return frozenset()
-    return frozenset(_keys(norm, _QUERY_LANGS[script]))
+    keys = _keys(norm, _QUERY_LANGS[script]) if script is not None else ()
+    return frozenset(keys) if keys else NO_KEYS
 
 
 # --- words ------------------------------------------------------------------------------------------
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BoundedCache(Generic[K, V]):
+    """`compute(key)` remembered for up to `limit` keys; when full, the oldest half is forgotten.
+
+    A hit is one dict look-up (`get` is the bound `dict.get`, for `map`); a miss computes the value
+    and stores it under a lock, so threads may share the cache.
+    """
+
+    def __init__(self, compute: Callable[[K], V], limit: int) -> None:
+        self.compute = compute
+        self.limit = limit
+        self.data: dict[K, V] = {}
+        self.get = self.data.get
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __call__(self, key: K) -> V:
+        try:
+            return self.data[key]
+        except KeyError:
+            return self.add(key)
+
+    def add(self, key: K) -> V:
+        value = self.compute(key)
+        with self._lock:
+            data = self.data
+            if len(data) >= self.limit:
+                for old in list(islice(data, max(1, len(data) // 2))):
+                    del data[old]
+            data[key] = value
+        return value
+
+
+WORD_CACHE_SIZE = 1 << 17  # distinct words (as written) remembered with their folded forms
+
+
+def _fold_token(word: str) -> str:
+    # not through fold_word's cache: post words have their own cache, query words are compiled once
+    return _fold_uncached(word[1:] if word[0] in "#@" else word)
+
+
+# a token as written (sigil included) → its folded form, "" for a word that folds to nothing
+_NORMS: BoundedCache[str, str] = BoundedCache(_fold_token, WORD_CACHE_SIZE)
+_new_token = partial(tuple.__new__, Token)
+
+
+def _complete(words: list[str], norms: list[str | None]) -> list[str]:
+    """`norms` (cache hits, None for a miss) with the misses folded."""
+    return [_NORMS.add(word) if norm is None else norm for word, norm in zip(words, norms, strict=True)]
+
 
 def tokenize(text: str) -> list[Token]:
     """The words of a text with their folded forms and their offsets in it (see the module docstring)."""
-    tokens: list[Token] = []
-    append = tokens.append
-    fold = fold_word
-    for match in _TOKEN_RE.finditer(text):
-        word = match.group()
-        norm = fold(word[1:] if word[0] in "#@" else word)
-        if norm:
-            append(Token(norm, match.start(), match.end()))
-    return tokens
+    words, norms = scan(text)
+    starts = locate(text, words)
+    found = zip(norms, starts, map(add, starts, map(len, words)), strict=True)
+    if all(norms):  # no word folds to nothing: no Python loop but locate's
+        return list(map(_new_token, found))
+    return list(map(_new_token, compress(found, norms)))
+
+
+def scan(text: str) -> tuple[list[str], list[str]]:
+    """The tokens of `text` as written (sigils included) and their folded forms, "" for the words
+    that fold to nothing (which `tokenize` drops): no offsets, no Token objects, so faster."""
+    words = _TOKEN_RE.findall(text)
+    norms = list(map(_NORMS.get, words))
+    return words, norms if all(norms) else _complete(words, norms)  # type: ignore[return-value]
+
+
+def locate(text: str, words: list[str]) -> list[int]:
+    """Where each of `scan(text)`'s words starts in `text`. Each is the first occurrence of itself at or
+    after the end of the previous word: an earlier one would start with a letter, digit or sigil that the
+    token pattern would have matched there (tests/test_query_text.py checks this agrees with
+    `tokenize`)."""
+    starts: list[int] = []
+    append, find = starts.append, text.find
+    end = 0
+    for word in words:
+        end = find(word, end)
+        append(end)
+        end += len(word)
+    return starts
+
+
+def fold_words(text: str) -> list[str]:
+    """`[t.norm for t in tokenize(text)]` for a query's word: folded without the cache of post words
+    (a large query set would crowd those out)."""
+    return [norm for norm in map(_fold_token, _TOKEN_RE.findall(text)) if norm]
+
+
+def token_norms(text: str) -> list[str]:
+    """`[t.norm for t in tokenize(text)]`, faster."""
+    norms = scan(text)[1]
+    return norms if all(norms) else [norm for norm in norms if norm]
