@@ -219,7 +219,7 @@ async def test_bot_fan_out_survives_sigkill(size: Size, tmp_path: Path) -> None:
                     bot.kill()
                     await bot.wait()
                     pending = pending_alerts(database)
-                    in_flight.append(sum(1 for alerts in delivered(server) if alerts <= pending))
+                    in_flight.append(sum(1 for carried in delivered(server) if carried <= pending))
                     continue
                 async with asyncio.timeout(120):
                     while pending_alerts(database):
@@ -234,12 +234,12 @@ async def test_bot_fan_out_survives_sigkill(size: Size, tmp_path: Path) -> None:
         messages = delivered(server)
     with sqlite3.connect(database) as db:
         statuses = dict(db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status").fetchall())
-    sent = Counter(alert for alerts in messages for alert in alerts)
+    sent = Counter(alert for carried in messages for alert in carried)
     seen: set[int] = set()
     repeated = 0  # messages that brought nothing new
-    for alerts in messages:
-        repeated += alerts <= seen
-        seen |= alerts
+    for carried in messages:
+        repeated += carried <= seen
+        seen |= carried
     print(
         f"bot {size.name}: {len(in_flight)} SIGKILLs over {runs} runs in {time.monotonic() - began:.1f} s; "
         f"{len(messages)} messages for {alerts} alerts; {repeated} messages repeated "
