@@ -10,6 +10,7 @@ The default run kills each job 3 times; the slow run at least 30 times.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import signal
@@ -26,7 +27,7 @@ import pytest
 from bot.render import FOLD_MAX_ITEMS
 from tests.crash.compare import archive_differences, check_sound, match, outbox_differences, read_archive
 from tests.crash.exports import build_exports
-from tests.crash.kill import KillReport, child_env, run_once, run_with_kills, start_child
+from tests.crash.kill import KillReport, child_env, cpu_seconds, run_once, run_with_kills, start_child
 from tests.crash.run_cli import MARK
 from tests.crash.setup import WORDS, fan_out, subscribe, watch
 from tests.crash.telegram import Spec, mutate_unread
@@ -57,6 +58,7 @@ class Outcome:
     report: KillReport
     reference_report: KillReport
     expected_posts: int
+    cpu_s: float  # of the test and its children, from the first byte written to the last run
 
 
 def sizes(fast: int, slow: int) -> list[object]:
@@ -69,6 +71,7 @@ def sizes(fast: int, slow: int) -> list[object]:
 def show(outcome: Outcome, name: str) -> None:
     print(outcome.report.summary(f"{name} killed"))
     print(outcome.reference_report.summary(f"{name} uninterrupted"))
+    print(f"{name}: {outcome.cpu_s:.1f} s of CPU in all")
 
 
 # import
@@ -78,6 +81,7 @@ def show(outcome: Outcome, name: str) -> None:
 def imported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     size: Size = request.param
     base = tmp_path_factory.mktemp(f"import-{size.name}")
+    cpu = cpu_seconds()
     exports = build_exports(base / "exports", size.items, seed=size.seed, now=time.time())
     killed, reference = base / "killed" / "tgmon.db", base / "reference" / "tgmon.db"
     subscribe(killed)
@@ -88,7 +92,7 @@ def imported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         report = run_with_kills(
             command, killed, kills=size.kills, expected_batches=exports.batches, seed=size.seed
         )
-        outcome = Outcome(killed, reference, report, uninterrupted.result(), size.items)
+        outcome = Outcome(killed, reference, report, uninterrupted.result(), size.items, cpu_seconds() - cpu)
     show(outcome, f"import {size.name}")
     return outcome
 
@@ -119,7 +123,7 @@ def test_import_survives_sigkill(imported: Outcome, request: pytest.FixtureReque
     assert any(version > 1 for _, _, version in versions)  # the newer export's edits are there
 
 
-@pytest.mark.xfail(strict=True, reason=ALERTS_GAP)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ALERTS_GAP)
 def test_import_alerts_survive_sigkill(imported: Outcome) -> None:
     got, want = read_archive(imported.killed), read_archive(imported.reference)
     assert want.outbox, "the uninterrupted import queued no alerts: the test would prove nothing"
@@ -133,6 +137,7 @@ def test_import_alerts_survive_sigkill(imported: Outcome) -> None:
 def backfilled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     size: Size = request.param
     base = tmp_path_factory.mktemp(f"backfill-{size.name}")
+    cpu = cpu_seconds()
     spec = Spec(size.seed, channels=4, posts=size.items, start=time.time() - 12 * 3600, log=str(base / "log"))
     telegram = spec.save(base / "telegram.json")
     killed, reference = base / "killed" / "tgmon.db", base / "reference" / "tgmon.db"
@@ -147,7 +152,7 @@ def backfilled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     uninterrupted = run_once(["backfill"], reference, telegram=telegram)  # sees every change at once
     with sqlite3.connect(reference) as db:
         expected = db.execute("SELECT COUNT(*) FROM posts").fetchone()[0]
-    outcome = Outcome(killed, reference, report, uninterrupted, expected)
+    outcome = Outcome(killed, reference, report, uninterrupted, expected, cpu_seconds() - cpu)
     show(outcome, f"backfill {size.name}")
     return outcome
 
@@ -160,7 +165,7 @@ def test_backfill_survives_sigkill(backfilled: Outcome, request: pytest.FixtureR
     assert edited, "no post was edited between the kills"
 
 
-@pytest.mark.xfail(strict=True, reason=ALERTS_GAP)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ALERTS_GAP)
 def test_backfill_alerts_survive_sigkill(backfilled: Outcome) -> None:
     got, want = read_archive(backfilled.killed), read_archive(backfilled.reference)
     assert want.outbox
@@ -200,7 +205,7 @@ async def test_bot_fan_out_survives_sigkill(size: Size, tmp_path: Path) -> None:
     alerts = size.items * per_chat
     rng = random.Random(size.seed)
     in_flight: list[int] = []  # per kill: messages Telegram accepted whose alerts the outbox held pending
-    runs, began = 0, time.monotonic()
+    runs, began, cpu = 0, time.monotonic(), cpu_seconds()
     async with FakeBotAPI(poll_wait=0.2) as server:
         env = child_env(database, BOT_TOKEN=DEFAULT_TOKEN, BOT_API_URL=server.url, FOLD_WINDOW="0")
         while True:
@@ -243,7 +248,8 @@ async def test_bot_fan_out_survives_sigkill(size: Size, tmp_path: Path) -> None:
     print(
         f"bot {size.name}: {len(in_flight)} SIGKILLs over {runs} runs in {time.monotonic() - began:.1f} s; "
         f"{len(messages)} messages for {alerts} alerts; {repeated} messages repeated "
-        f"({sum(sent.values()) - len(sent)} alerts); accepted but not marked sent at each kill: {in_flight}"
+        f"({sum(sent.values()) - len(sent)} alerts); accepted but not marked sent at each kill: {in_flight}; "
+        f"{cpu_seconds() - cpu:.1f} s of CPU"
     )
     assert len(in_flight) == size.kills
     assert statuses == {"sent": alerts}
@@ -279,7 +285,8 @@ def test_second_collector_refuses_and_ingests_nothing(tmp_path: Path) -> None:
     collector = start_child(["collect"], database, telegram=first)
     try:
         assert collector.stdout is not None
-        assert collector.stdout.readline().startswith(MARK)  # collecting: it holds the lock
+        first_line = collector.stdout.readline()
+        assert first_line.startswith(MARK), first_line  # collecting: it holds the lock
         stored = len(texts(database))
         for command in (["collect"], ["backfill"]):
             other = start_child(command, database, telegram=second)
@@ -303,3 +310,41 @@ def test_second_collector_refuses_and_ingests_nothing(tmp_path: Path) -> None:
     finally:
         other.send_signal(signal.SIGKILL)
         other.wait()
+
+
+# stories of old posts across a restart
+
+
+STORIES_GAP = (
+    "known gap: a restarted pipeline rebuilds its story index from the posts dated within the story "
+    "window of now (Pipeline._load_stories), so posts of an older export imported after a restart no "
+    "longer join the stories of the posts stored before it"
+)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=STORIES_GAP)
+def test_import_of_old_posts_keeps_stories_across_a_restart(tmp_path: Path) -> None:
+    """A month-old channel whose second half repeats its first: killed after the first batch, the
+    import must still fold each repeat into the story of its original."""
+    rng = random.Random(5)
+    words = [f"{word}{n}" for word in ("river", "market", "bridge", "council", "harbour") for n in range(40)]
+    texts = [" ".join(rng.choices(words, k=40)) for _ in range(300)]
+    start = int(time.time()) - 30 * 86400
+    messages = [
+        {"id": i + 1, "type": "message", "date": "2026-01-01T00:00:00", "date_unixtime": str(start + 60 * i),
+         "text": texts[i % 300], "text_entities": [{"type": "plain", "text": texts[i % 300]}]}
+        for i in range(600)
+    ]  # fmt: skip
+    export = tmp_path / "result.json"
+    chat = {"name": "Old", "type": "public_channel", "id": 5_550_001, "messages": messages}
+    export.write_text(json.dumps(chat), encoding="utf-8")
+    killed, reference = tmp_path / "killed" / "tgmon.db", tmp_path / "reference" / "tgmon.db"
+    killed.parent.mkdir()
+    reference.parent.mkdir()
+    command = ["import", str(export)]
+    report = run_with_kills(command, killed, kills=1, expected_batches=2, seed=1, forced_run=0)
+    run_once(command, reference)
+    assert [kill.forced for kill in report.kills] == [True]
+    got, want = read_archive(killed), read_archive(reference)
+    assert sum(post[-2] != f"5550001:{key[1]}" for key, post in want.posts.items()) == 300  # repeats fold
+    assert archive_differences(got, want) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -67,6 +68,13 @@ class KillReport:
             f"in {self.seconds:.1f} s; {self.totals.batches} batches stored "
             f"({self.totals.new} new, {self.totals.edited} edited posts)"
         )
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of every child it has waited for: the figure that matters on a
+    shared machine, where wall time stretches with the load."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def child_env(database: Path, **extra: str) -> dict[str, str]:
