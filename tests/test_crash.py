@@ -133,7 +133,7 @@ def test_import_alerts_survive_sigkill(imported: Outcome) -> None:
 # backfill
 
 
-@pytest.fixture(scope="module", params=sizes(fast=300, slow=2_500))
+@pytest.fixture(scope="module", params=sizes(fast=300, slow=2_000))
 def backfilled(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Outcome:
     size: Size = request.param
     base = tmp_path_factory.mktemp(f"backfill-{size.name}")

@@ -145,18 +145,22 @@ def mutate_unread(spec: Spec, database: Path, generation: int) -> int:
     """Between two runs: edit and delete a few posts below each channel's backfill cursor (posts the
     backfill has yet to read), and log the changes. Returns how many were made."""
     assert spec.log is not None
-    client = build_client(spec)
+    log = Path(spec.log)
+    lines = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    logged = [json.loads(line) for line in lines]
+    deleted = {(c["channel"], c["id"]) for c in logged if c["kind"] == "delete"}
     with sqlite3.connect(database) as db:
         cursors = dict(
             db.execute("SELECT id, backfill_cursor FROM channels WHERE backfill_active = 1").fetchall()
         )
     rng = random.Random(spec.seed * 1000 + generation)
     changes = []
-    for channel_id, cursor in cursors.items():
-        unread = sorted(i for i in client.channels[channel_id].messages if cursor and i < cursor)
+    for channel_id, cursor in sorted(cursors.items()):
+        ids = range(spec.first_id, min(spec.first_id + spec.posts, cursor or 0))
+        unread = [i for i in ids if (channel_id, i) not in deleted]
         for message_id in rng.sample(unread, min(len(unread), 6)):
             kind = "delete" if rng.random() < 0.3 else "edit"
             changes.append({"channel": channel_id, "id": message_id, "kind": kind, "generation": generation})
-    with Path(spec.log).open("a", encoding="utf-8") as log:
-        log.writelines(json.dumps(change) + "\n" for change in changes)
+    with log.open("a", encoding="utf-8") as out:
+        out.writelines(json.dumps(change) + "\n" for change in changes)
     return len(changes)
