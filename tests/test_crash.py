@@ -101,12 +101,11 @@ def check_archive(outcome: Outcome, kills: int) -> None:
     report, reference = outcome.report, outcome.reference_report
     assert len(report.kills) >= kills, f"only {len(report.kills)} kills landed: {report.kills}"
     assert any(kill.forced for kill in report.kills)
-    # every batch was committed exactly once over all the runs, whole: none twice, none in part
-    assert (report.totals.batches, report.totals.new, report.totals.edited) == (
-        reference.totals.batches,
-        reference.totals.new,
-        reference.totals.edited,
-    )
+    # the runs together stored what the one run stored, batch by batch; a kill that lands between a
+    # commit and the child's line about it hides that batch from the count, so at most one per kill
+    hidden = reference.totals.batches - report.totals.batches
+    assert 0 <= hidden <= len(report.kills)
+    assert report.totals.new + report.totals.edited <= reference.totals.new + reference.totals.edited
     assert check_sound(outcome.killed) == []
     assert check_sound(outcome.reference) == []
     got, want = read_archive(outcome.killed), read_archive(outcome.reference)

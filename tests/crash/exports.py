@@ -65,7 +65,8 @@ def shorten(message: dict[str, Any], limit: int = TEXT_LIMIT) -> None:
         message["text"] = text[:limit]
         message["text_entities"] = [{"type": "plain", "text": text[:limit]}] if text else []
         return
-    kept, size = [], 0
+    kept: list[Any] = []
+    size = 0
     for piece in text:
         size += len(piece if isinstance(piece, str) else piece.get("text", ""))
         if kept and size > limit:

@@ -51,7 +51,7 @@ def fake_telegram(spec_path: Path) -> None:
 
     import collectors.telegram
 
-    collectors.telegram.connect_authorized = connect  # type: ignore[assignment]
+    collectors.telegram.connect_authorized = connect
 
 
 def main(argv: Sequence[str]) -> int:
