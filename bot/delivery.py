@@ -1,8 +1,9 @@
 """Deliver the outbox within Telegram's limits, surviving 429s, 5xx, timeouts, blocks and restarts.
 
 Limits: about 30 messages per second overall, one per second per chat (a group: 20 per minute).
-A message is marked sent right after Telegram accepts it, so a restart repeats at most the message
-that was in flight when the process died.
+A message is marked sent right after Telegram accepts it, so a restart repeats at most the messages
+that were in flight when the process died: one per chat, `concurrency` chats at a time
+(tests/test_crash.py counts them).
 """
 
 from __future__ import annotations
