@@ -191,7 +191,7 @@ def delivered(server: FakeBotAPI) -> list[set[int]]:
 
 
 BOT_SIZES = [
-    pytest.param(Size("fast", 100, 2, FAST_SEED), id="fast"),
+    pytest.param(Size("fast", 60, 2, FAST_SEED), id="fast"),
     pytest.param(Size("slow", 300, 10, SLOW_SEED), id="slow", marks=pytest.mark.slow),
 ]  # a restart costs the bot about 2.5 s of CPU (importing aiogram): fewer kills than the others
 
