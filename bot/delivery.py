@@ -1,9 +1,10 @@
 """Deliver the outbox within Telegram's limits, surviving 429s, 5xx, timeouts, blocks and restarts.
 
 Limits: about 30 messages per second overall, one per second per chat (a group: 20 per minute).
-A message is marked sent right after Telegram accepts it, so a restart repeats at most the message
-that was in flight when the process died (or one the database could not mark sent: kept in memory
-and recorded when the database takes writes again).
+A message is marked sent right after Telegram accepts it, so a restart repeats at most the messages
+that were in flight when the process died: one per chat, `concurrency` chats at a time
+(tests/test_crash.py counts them), plus any the database could not mark sent (kept in memory and
+recorded when the database takes writes again).
 Every fault ends: 5xx, timeouts, resets and garbled answers are retried with backoff up to
 `max_attempts`, 429s are obeyed until the message is `give_up_after` old, then it is `failed` with
 the reason in the outbox.
