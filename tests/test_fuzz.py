@@ -10,8 +10,14 @@ exception of another kind, a traceback, or a changed archive.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
+import json
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,10 +41,16 @@ from bot.parsing import (
 from bot.services.subscribers import ServiceError
 from bot.texts import caret_block, translator
 from collectors.refs import ChannelRefError, parse_channel_ref
+from collectors.tdesktop import ExportFormatError
+from core.importer import import_exports
+from core.pipeline import Pipeline
 from core.query.ast import QuerySyntaxError
 from core.query.matcher import Document, compile_query
 from core.query.parser import MAX_QUERY_CHARS, looks_for_something, parse
+from core.storage.sqlite import SqliteArchive
+from tests.conftest import FIXTURES
 from tests.fakes.botapi import TEXT_LIMIT, HtmlParseError, parse_html
+from tests.fakes.memory import FixedDetector, RecordingSink
 from tests.test_query_parser import ANY_TEXT, CATCH_ALL, SYNTAX, query_text
 
 QUICK = 200
@@ -211,3 +223,149 @@ def check_args(text: str) -> None:
 @pytest.mark.parametrize("examples", SIZES)
 def test_bot_argument_parsers_refuse_clearly(examples: int) -> None:
     fuzz(examples, HOSTILE_ARGS, check_args)
+
+
+# --- the Desktop-export reader and importer --------------------------------------------------------
+
+EXPORTS = FIXTURES / "tdesktop"
+BASE_EXPORTS = [
+    json.loads((EXPORTS / "single_chat" / "result.json").read_text(encoding="utf-8")),
+    json.loads((EXPORTS / "account.result.json").read_text(encoding="utf-8")),
+]
+SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([0, -1, 2**31, 2**63 - 1, 2**63, -(2**63) - 1, 10**20, 253402300800, -62135596801]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    splice(st.sampled_from([*ODD, "a", " "]), 10),
+    st.lists(st.one_of(st.text(max_size=3), SURROGATES), max_size=5).map("".join),
+    st.sampled_from(["", "message", "service", "unsupported", "bold", "text_link", "plain", "1700000000",
+                     "2024-01-01T12:00:00", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00",
+                     "public_channel", "personal_chat", "-5", "1e9", "١٢٣"]),
+    repeated(st.sampled_from(["x", "🔥", "Ж "]), 5_000, 20_000),
+)  # fmt: skip
+JSON_VALUE = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+
+
+def _slots(doc: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key) in a JSON document, parents before children."""
+    found: list[tuple[Any, Any]] = []
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        keys = list(node) if isinstance(node, dict) else range(len(node)) if isinstance(node, list) else []
+        for key in keys:
+            found.append((node, key))
+            stack.append(node[key])
+    return found
+
+
+JUNK = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00", b"\\x1", b"\xef\xbb\xbf", b"}", b'"', b"\\ud800"]
+
+
+@st.composite
+def mutated_export(draw: st.DrawFn) -> bytes:
+    """A valid fixture with a few values replaced, removed or nested deep, then maybe its bytes broken."""
+    doc = json.loads(json.dumps(draw(st.sampled_from(BASE_EXPORTS))))
+    for _ in range(draw(st.integers(0, 3))):
+        slots = _slots(doc)
+        container, key = slots[draw(st.integers(0, len(slots) - 1))]
+        action = draw(st.sampled_from(["replace", "replace", "delete", "nest", "add"]))
+        if action == "replace":
+            container[key] = draw(JSON_VALUE)
+        elif action == "delete":
+            del container[key]
+        elif action == "nest":
+            value = container[key]
+            for _ in range(draw(st.integers(1, 2000))):
+                value = [value]
+            container[key] = value
+        elif isinstance(container[key], dict):
+            container[key][draw(st.text(max_size=12))] = draw(JSON_VALUE)
+    try:
+        text = json.dumps(doc, ensure_ascii=draw(st.booleans()), indent=draw(st.sampled_from([None, 1])))
+    except RecursionError:
+        text = json.dumps(BASE_EXPORTS[0])
+    raw = text.encode("utf-8", "surrogatepass")
+    cut = draw(st.sampled_from(["none", "none", "truncate", "insert", "overwrite"]))
+    at = draw(st.integers(0, len(raw)))
+    junk = draw(
+        st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x00", b"\\x1", b"\xef\xbb\xbf", b"}", b'"'])
+    )
+    if cut == "truncate":
+        raw = raw[:at]
+    elif cut == "insert":
+        raw = raw[:at] + junk + raw[at:]
+    elif cut == "overwrite":
+        raw = raw[:at] + junk + raw[at + len(junk) :]
+    return raw
+
+
+HOSTILE_EXPORT = st.one_of(
+    mutated_export(),
+    st.integers(1, 5_000).map(lambda n: ("[" * n + "]" * n).encode()),
+    st.integers(1, 5_000).map(lambda n: ('{"messages": ' + "[" * n).encode()),
+    st.integers(4_290, 4_310).map(lambda n: b'{"id": ' + b"9" * n + b', "messages": []}'),
+    st.binary(max_size=200),
+)
+
+
+def archive_digest(db: Path) -> tuple[dict[str, int], str]:
+    """Row counts per table and a hash of every row: equal before and after means nothing changed."""
+    with closing(sqlite3.connect(db)) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
+        counts: dict[str, int] = {}
+        digest = hashlib.sha256()
+        for table in tables:
+            rows = sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
+            counts[table] = len(rows)
+            digest.update(f"{table}:{rows}".encode("utf-8", "surrogatepass"))
+    return counts, digest.hexdigest()
+
+
+@pytest.mark.parametrize("examples", SIZES)
+def test_importer_refuses_malformed_exports_and_changes_nothing(examples: int, tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    db = tmp_path / "tgmon.db"
+    export = tmp_path / "result.json"
+    archive = loop.run_until_complete(SqliteArchive.open(db))
+    pipeline = Pipeline(archive, FixedDetector(), RecordingSink())
+    state = {"imported": 0, "refused": 0}
+    digest = archive_digest(db)
+
+    def check(raw: bytes) -> None:
+        nonlocal digest
+        export.write_bytes(raw)
+        try:
+            loop.run_until_complete(import_exports(pipeline, [export], alerts=False))
+        except ExportFormatError as error:
+            assert str(error).startswith(str(export)) and error.problem, error
+            assert len(str(error)) < 1000, str(error)[:200]  # names the problem; never echoes a huge value
+            assert archive_digest(db) == digest, str(error)
+            state["refused"] += 1
+        else:
+            digest = archive_digest(db)
+            state["imported"] += 1
+
+    try:
+        loop.run_until_complete(import_exports(pipeline, [EXPORTS / "single_chat"]))
+        digest = archive_digest(db)
+        fuzz(examples, HOSTILE_EXPORT, check)
+        assert loop.run_until_complete(archive.fts_consistent())
+        assert loop.run_until_complete(archive.integrity_ok())
+    finally:
+        loop.run_until_complete(archive.close())
+        loop.close()
+    assert state["refused"] and state["imported"]  # both paths were exercised
