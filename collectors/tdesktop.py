@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from core.models import Entity, RawPost
 
@@ -450,7 +450,7 @@ def _read_chat(file: Path, chat: dict[str, Any], *, in_account: bool) -> tuple[E
     return exported, posts
 
 
-def _is_id(value: Any) -> bool:
+def _is_id(value: Any) -> TypeGuard[int]:
     """An integer SQLite can store (ids are 64-bit in Telegram too)."""
     return isinstance(value, int) and not isinstance(value, bool) and -_SQLITE_INT <= value < _SQLITE_INT
 
