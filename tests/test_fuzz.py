@@ -14,19 +14,29 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.methods import AnswerCallbackQuery, SendMessage
+from aiogram.types import CallbackQuery, Chat, Message, MessageEntity, Update, User
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
+from bot.app import ERROR_TEXT, build_dispatcher
 from bot.handlers.admin import role_arg
 from bot.handlers.export import ExportParseError, parse_export
 from bot.handlers.operators import parse_backfill, parse_watch
+from bot.handlers.search import SearchSessions
+from bot.middlewares import RateLimiter
 from bot.parsing import (
     ParseError,
     parse_digest,
@@ -38,18 +48,24 @@ from bot.parsing import (
     parse_timezone,
     parse_ui_lang,
 )
-from bot.services.subscribers import ServiceError
+from bot.services.subscribers import ServiceError, SubscriberService
 from bot.texts import caret_block, translator
 from collectors.refs import ChannelRefError, parse_channel_ref
 from collectors.tdesktop import ExportFormatError
 from core.importer import import_exports
+from core.models import RawPost
 from core.pipeline import Pipeline
 from core.query.ast import QuerySyntaxError
 from core.query.matcher import Document, compile_query
 from core.query.parser import MAX_QUERY_CHARS, looks_for_something, parse
+from core.search import search
+from core.settings import Settings
 from core.storage.sqlite import SqliteArchive
+from core.storage.subscriptions import SubscriptionStore
+from core.subscriptions import Subscriber
 from tests.conftest import FIXTURES
-from tests.fakes.botapi import TEXT_LIMIT, HtmlParseError, parse_html
+from tests.fakes.bot_session import FakeBotSession
+from tests.fakes.botapi import TEXT_LIMIT, FakeBotAPI, HtmlParseError, parse_html
 from tests.fakes.memory import FixedDetector, RecordingSink
 from tests.test_query_parser import ANY_TEXT, CATCH_ALL, SYNTAX, query_text
 
@@ -369,3 +385,189 @@ def test_importer_refuses_malformed_exports_and_changes_nothing(examples: int, t
         loop.run_until_complete(archive.close())
         loop.close()
     assert state["refused"] and state["imported"]  # both paths were exercised
+
+
+# --- full-text search --------------------------------------------------------------------------------
+
+FTS_PIECES = [
+    '"', "*", "NEAR(", "NEAR", "^", ":", "AND", "OR", "NOT", "body:", "posts_fts:", "{body}", "{body text}:",
+    "-", "+", "(", ")", "'", "''", "\x00", ",", "a", "пост", "протест*", "Алматы", "lang:ru", "channel:@x",
+    "rank", "MATCH", ";", "--", "/*", "*/", "%", "_", "\\", "$", "?", "@", "x*y", "\"\"", "🔥", "中文",
+]  # fmt: skip
+HOSTILE_SEARCH = st.one_of(
+    ANY_TEXT,
+    splice(st.sampled_from([*FTS_PIECES, " "]), 16),
+    st.lists(st.sampled_from(FTS_PIECES), min_size=1, max_size=10).map(" ".join),
+    query_text(0),
+)
+SEARCH_POSTS = [
+    'Протест в Алматы: NEAR(пост) "кавычки" и body:колонка',
+    "a" * 3000 + "!",
+    "🔥" * 500 + " протест",
+    "\u202eперевёрнутый\u200b текст ^ * ( ) AND OR NOT",
+    "中文 文本 抗议 哈萨克斯坦",
+    "x*y 'quote' \x00 nul",
+]
+
+
+def check_search(loop: asyncio.AbstractEventLoop, archive: SqliteArchive, text: str) -> None:
+    try:
+        result = loop.run_until_complete(search(archive, text, limit=5))
+    except QuerySyntaxError as error:
+        assert error.message != CATCH_ALL and 0 <= error.position <= len(text), error
+        return
+    assert result.scanned >= len(result.hits)
+
+
+@pytest.mark.parametrize("examples", SIZES)
+def test_search_never_hands_sqlite_raw_input(examples: int, tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    archive = loop.run_until_complete(SqliteArchive.open(tmp_path / "tgmon.db"))
+    try:
+        pipeline = Pipeline(archive, FixedDetector(), RecordingSink())
+        loop.run_until_complete(import_exports(pipeline, [EXPORTS / "single_chat"]))
+        loop.run_until_complete(archive.upsert_channel(77, "hostile", "Hostile <b>&</b>"))
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        raws = [RawPost(77, n, when, text) for n, text in enumerate(SEARCH_POSTS, 1)]
+        loop.run_until_complete(pipeline.ingest(raws, alerts=False))
+        fuzz(examples, HOSTILE_SEARCH, lambda text: check_search(loop, archive, text))
+    finally:
+        loop.run_until_complete(archive.close())
+        loop.close()
+
+
+# --- bot commands and buttons through the real dispatcher ----------------------------------------------
+
+ADMIN, BOT_ID = 111, 42
+COMMAND_NAMES = [
+    "start", "help", "add", "list", "remove", "lang", "channels", "pause", "resume", "quiet", "timezone",
+    "digest", "summary", "language", "grant", "revoke", "roles", "invite", "watch", "unwatch", "watched",
+    "stats", "search", "export", "nosuchcommand",
+]  # fmt: skip
+COMMAND_ARGS = st.one_of(
+    HOSTILE_ARGS.map(lambda args: args[:4000]),
+    HOSTILE_QUERY,
+    st.tuples(st.sampled_from(["@someone", "123", "²", "9" * 30]), st.sampled_from(ARG_PIECES)).map(" ".join),
+)
+COMMAND_TEXT = st.tuples(
+    st.sampled_from(COMMAND_NAMES), st.sampled_from(["", "@tgmon_test_bot"]), COMMAND_ARGS
+).map(lambda c: f"/{c[0]}{c[1]} {c[2]}"[:4096])
+CALLBACK_DATA = st.tuples(
+    st.sampled_from(["q1", "c1", "m1", "l1", "s1", "x1", "zz", ""]),
+    st.lists(st.one_of(st.sampled_from(["p", "r", "d", "0", "1", "-1", "add", "list", "ru", "en", "true"]),
+                       st.integers(-(2**70), 2**70).map(str), st.text(max_size=6)), max_size=3),
+).map(lambda c: ":".join([c[0], *c[1]]).encode()[:64].decode(errors="ignore"))  # fmt: skip
+UPDATES = st.one_of(
+    COMMAND_TEXT.map(lambda text: ("message", text)),
+    HOSTILE_ARGS.map(lambda text: ("message", text[:4096] or "x")),
+    CALLBACK_DATA.map(lambda data: ("callback", data)),
+)
+
+
+class NoDigests:
+    async def send_now(self, subscriber: Subscriber, period: timedelta, until: datetime | None = None) -> int:
+        return 0
+
+
+class Failures(logging.Handler):
+    """The dispatcher's error handler logs `handler_failed` for every exception a handler lets out."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def bot_under_test(archive: SqliteArchive, bot: Bot) -> Iterator[tuple[Dispatcher, Failures]]:
+    settings = Settings(_env_file=None, bot_token=SecretStr(f"{BOT_ID}:TEST"), admin_ids=[ADMIN])  # type: ignore[call-arg]
+    service = SubscriberService(archive, SubscriptionStore(archive), max_queries=5)
+    unlimited = 10**9
+    dp = build_dispatcher(
+        archive, settings, service=service, digests=NoDigests(), limiter=RateLimiter(unlimited),
+        searches=SearchSessions(rate=unlimited),
+    )  # fmt: skip
+    failures = Failures()
+    logging.getLogger("tgmon.bot").addHandler(failures)
+    try:
+        yield dp, failures
+    finally:
+        logging.getLogger("tgmon.bot").removeHandler(failures)
+
+
+def make_update(n: int, kind: str, value: str) -> Update:
+    user = User(id=ADMIN, is_bot=False, first_name="Ann", language_code="ru" if n % 2 else "en")
+    chat = Chat(id=ADMIN, type="private")
+    when = datetime(2026, 1, 5, tzinfo=UTC)
+    if kind == "callback":
+        me = User(id=BOT_ID, is_bot=True, first_name="b")
+        shown = Message(message_id=1, date=when, chat=chat, from_user=me, text="…")
+        return Update(update_id=n, callback_query=CallbackQuery(
+            id=str(n), from_user=user, chat_instance="ci", data=value, message=shown))  # fmt: skip
+    command = value.split(maxsplit=1)[0] if value.startswith("/") else ""
+    entities = [MessageEntity(type="bot_command", offset=0, length=len(command))] if command else None
+    return Update(update_id=n, message=Message(message_id=n, date=when, chat=chat, from_user=user, text=value,
+                                               entities=entities))  # fmt: skip
+
+
+async def feed(dp: Dispatcher, bot: Bot, n: int, kind: str, value: str) -> None:
+    await dp.feed_update(bot, make_update(n, kind, value))
+
+
+@pytest.mark.parametrize("examples", SIZES)
+def test_bot_commands_and_buttons_always_answer_clearly(examples: int, tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    archive = loop.run_until_complete(SqliteArchive.open(tmp_path / "tgmon.db"))
+    session = FakeBotSession()
+    bot = Bot(f"{BOT_ID}:TEST", session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    counter = iter(range(1, 10**9))
+    try:
+        with bot_under_test(archive, bot) as (dp, failures):
+
+            def check(update: tuple[str, str]) -> None:
+                kind, value = update
+                before, refused = len(session.calls), len(session.refused)
+                loop.run_until_complete(feed(dp, bot, next(counter), kind, value))
+                calls = session.calls[before:]
+                assert not failures.records, (value, failures.records[0].exc_info)
+                # a button under a message the fake never sent is redrawn as a new message: that 400 is fine
+                refusals = [r for r in session.refused[refused:] if "message to edit not found" not in r]
+                assert refusals == [], (value, refusals)
+                if kind == "callback":
+                    assert any(isinstance(c, AnswerCallbackQuery) for c in calls), value
+                else:  # a message, never silence
+                    replies = [c.text for c in calls if isinstance(c, SendMessage)]
+                    assert replies and ERROR_TEXT not in replies, (value, replies)
+
+            fuzz(examples, UPDATES, check)
+    finally:
+        loop.run_until_complete(archive.close())
+        loop.close()
+
+
+async def test_hostile_commands_over_http_get_a_reply(archive: SqliteArchive) -> None:
+    """A sample through the real dispatcher, the updates shaped by the fake Bot API server and every
+    answer going to it over aiogram's HTTP session."""
+    async with FakeBotAPI() as server:
+        bot = server.make_bot(f"{BOT_ID}:TEST")
+        samples: list[tuple[str, str]] = []
+        fuzz(QUICK // 4, UPDATES, samples.append)
+        try:
+            with bot_under_test(archive, bot) as (dp, failures):
+                for kind, value in samples:
+                    before = len(server.calls)
+                    if kind == "callback":
+                        update = server.push_callback(ADMIN, value, message_id=1)
+                    else:
+                        update = server.push_message(ADMIN, value)
+                    server.updates.clear()  # fed here, not polled
+                    await dp.feed_update(bot, Update.model_validate(update, context={"bot": bot}))
+                    calls = server.calls[before:]
+                    assert calls and all(call.ok for call in calls), (value, [c.response for c in calls])
+                    expected = "answerCallbackQuery" if kind == "callback" else "sendMessage"
+                    assert any(call.method == expected for call in calls), (value, calls)
+                assert not failures.records
+        finally:
+            await bot.session.close()
