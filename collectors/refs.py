@@ -52,7 +52,7 @@ def parse_channel_ref(text: str) -> ChannelRef:
     name = value.removeprefix("@")
     if not _USERNAME.match(name):
         raise ChannelRefError(
-            f"{_shown(text.strip())!r} is not a channel: use @name (4-32 letters, digits, _), t.me/name "
+            f"{_shown(repr(text.strip()))} is not a channel: use @name (4-32 letters, digits, _), t.me/name "
             "or a -100… id"
         )
     return ChannelRef(username=name)

@@ -287,7 +287,7 @@ class _ChatReader:
         unix = msg.get(unix_key)
         if unix is not None:
             if isinstance(unix, str) and unix.isascii() and unix.isdigit():
-                seconds = int(unix)
+                seconds = int(unix) if len(unix) <= 20 else _SQLITE_INT  # past int()'s 4,300 digits
             elif isinstance(unix, int) and not isinstance(unix, bool):
                 seconds = unix
             else:

@@ -48,11 +48,12 @@ from bot.parsing import (
     parse_timezone,
     parse_ui_lang,
 )
+from bot.render import render_alert, render_folded
 from bot.services.subscribers import ServiceError, SubscriberService
 from bot.texts import caret_block, translator
 from collectors.refs import ChannelRefError, parse_channel_ref
 from collectors.tdesktop import ExportFormatError
-from core.importer import import_exports
+from core.importer import import_exports, load_exports
 from core.models import RawPost
 from core.pipeline import Pipeline
 from core.query.ast import QuerySyntaxError
@@ -65,7 +66,7 @@ from core.storage.subscriptions import SubscriptionStore
 from core.subscriptions import Subscriber
 from tests.conftest import FIXTURES
 from tests.fakes.bot_session import FakeBotSession
-from tests.fakes.botapi import TEXT_LIMIT, FakeBotAPI, HtmlParseError, parse_html
+from tests.fakes.botapi import TEXT_LIMIT, FakeBotAPI, HtmlParseError, parse_html, refusal
 from tests.fakes.memory import FixedDetector, RecordingSink
 from tests.test_query_parser import ANY_TEXT, CATCH_ALL, SYNTAX, query_text
 
@@ -571,3 +572,145 @@ async def test_hostile_commands_over_http_get_a_reply(archive: SqliteArchive) ->
                 assert not failures.records
         finally:
             await bot.session.close()
+
+
+# --- regressions: what the fuzzers found, one case each --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("9223372036854775808", "too large"),  # past SQLite's integer: /watch would have crashed
+        ("-100" + "7" * 5000, "too large"),  # past int()'s 4,300 digits: a ValueError escaped
+        ("t.me/c/²/1", "is not a channel"),  # "²".isdigit() but int("²") fails
+        ("0", "too small"),
+        ("\u200b" * 3000, "is not a channel"),
+    ],
+)
+def test_channel_refs_refuse_impossible_ids_briefly(text: str, phrase: str) -> None:
+    with pytest.raises(ChannelRefError, match=phrase) as caught:
+        parse_channel_ref(text)
+    assert len(str(caught.value)) < 200  # the whole text was echoed: a refusal Telegram would reject
+
+
+@pytest.mark.parametrize("text", ["²", "9" * 4301, "9" * 4000, "0"])
+def test_backfill_refuses_odd_digits_briefly(text: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        parse_backfill(text)
+    assert len(str(caught.value.args_["text"])) <= 40
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        ("since=0001-01-01T00:00+01:00", "is not a date"),  # OverflowError in astimezone
+        ("since=" + "9" * 4000, "is not a date"),
+        ("x" * 4000 + "=1", "is not an export option"),
+    ],
+)
+def test_export_args_refuse_briefly(args: str, phrase: str) -> None:
+    with pytest.raises(ExportParseError, match=phrase) as caught:
+        parse_export(args)
+    assert len(str(caught.value)) < 200
+
+
+async def test_export_query_error_fits_a_message(tmp_path: Path) -> None:
+    """/export query=<4,000 characters>: the error quoted the whole query, a message Telegram rejects."""
+    loop_archive = await SqliteArchive.open(tmp_path / "tgmon.db")
+    session = FakeBotSession()
+    bot = Bot(f"{BOT_ID}:TEST", session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    try:
+        with bot_under_test(loop_archive, bot) as (dp, failures):
+            await feed(dp, bot, 1, "message", "/export query=" + "протест " * 500)
+            await feed(dp, bot, 2, "message", "/grant ² analyst")  # int("²") escaped as a ValueError
+            await feed(dp, bot, 3, "message", "/grant 99999999999999999999999 analyst")  # SQLite overflow
+            await feed(dp, bot, 4, "message", "/watch @tengrinews backfill=" + "9" * 4301)
+        assert not failures.records and session.refused == []
+        replies = session.texts()
+        assert len(replies) == 4 and "too long" in replies[0] and "^" in replies[0]
+        assert all("²" in r or "9999" in r for r in replies[1:])
+    finally:
+        await loop_archive.close()
+
+
+def write_export(path: Path, chats: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"chats": {"list": chats}}), encoding="utf-8")
+    return path
+
+
+def channel(chat_id: Any, *messages: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "C", "type": "public_channel", "id": chat_id, "messages": list(messages)}
+
+
+def message(mid: Any, text: Any = "пост", **extra: Any) -> dict[str, Any]:
+    return {"id": mid, "type": "message", "date_unixtime": "1700000000", "text": text, **extra}
+
+
+@pytest.mark.parametrize(
+    ("bad", "phrase"),
+    [
+        (channel(2**63, message(1)), "the chat 'id' is out of range"),
+        (channel(7, message(2**63)), "has no integer 'id'"),
+        (channel(7, message(1, reply_to_message_id=-(2**63) - 1)), "'reply_to_message_id' is not an integer"),
+        (channel(7, {"id": 1, "date": "0001-01-01T00:00:00+01:00"}), "'date' is out of range"),
+        (channel(7, message(1, date_unixtime="9" * 5000)), "'date_unixtime' is out of range: '9999"),
+    ],
+)
+async def test_import_refuses_values_sqlite_cannot_store_and_writes_nothing(
+    archive: SqliteArchive, pipeline: Pipeline, tmp_path: Path, bad: dict[str, Any], phrase: str
+) -> None:
+    """The second chat used to fail only when written (OverflowError): the first was already stored."""
+    export = write_export(tmp_path / "result.json", [channel(5, message(1)), bad])
+    with pytest.raises(ExportFormatError, match=phrase) as caught:
+        await import_exports(pipeline, [export])
+    assert len(str(caught.value)) < 300
+    assert await archive.count_posts() == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "phrase"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nest too deeply"),  # RecursionError
+        (b'{"id": ' + b"9" * 4301 + b', "messages": []}', "thousands of digits"),  # ValueError from int()
+    ],
+)
+def test_reader_refuses_json_python_cannot_hold(tmp_path: Path, raw: bytes, phrase: str) -> None:
+    export = tmp_path / "result.json"
+    export.write_bytes(raw)
+    with pytest.raises(ExportFormatError, match=phrase):
+        load_exports([export])
+
+
+async def test_import_repairs_lone_surrogates(
+    archive: SqliteArchive, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A lone `\\ud83d` escape is valid JSON but no UTF-8: SQLite refused it after the first chat was
+    stored. Now it is U+FFFD (one UTF-16 unit, like the surrogate: entity offsets still hold)."""
+    pieces = [{"type": "bold", "text": "\ud83d"}, " пост ", {"type": "italic", "text": "x"}]
+    chats = [channel(5, message(1)), channel(6, message(1, pieces, author="\udc00"))]
+    export = tmp_path / "result.json"
+    export.write_text(json.dumps({"chats": {"list": chats}}), encoding="ascii")  # escapes, as JSON allows
+    report = await import_exports(pipeline, [export])
+    assert report.new == 2
+    stored = await archive.get_post(6, 1)
+    assert stored is not None and stored.text == "\ufffd пост x" and stored.author == "\ufffd"
+    assert [(e.type, e.offset, e.length) for e in stored.entities] == [("bold", 0, 1), ("italic", 7, 1)]
+
+
+def test_alert_with_a_far_future_date_and_many_long_queries_is_accepted() -> None:
+    """Year 9999 in a zone east of UTC raised OverflowError; 50 queries of 500 characters (or 30 long
+    "also in" labels) made a message Telegram refuses, and the alert was lost."""
+    payload = {
+        "channel_title": "🔥" * 300, "date": "9999-12-31T23:59:59+00:00", "url": "https://t.me/x/1",
+        "queries": ["протест " * 62] * 50, "snippet": "протест", "spans": [[0, 7]],
+        "also_in": ["@x" * 40] * 30,
+    }  # fmt: skip
+    message = render_alert(payload, "ru", "Asia/Almaty")
+    assert refusal(message) is None and "<b>протест</b>" in message and "+45" in message and "+20" in message
+
+
+def test_folded_alerts_count_utf16_units() -> None:
+    """Ten entries of 160 emoji each: 1,600 characters but 3,200 UTF-16 units of snippets."""
+    payload = {"channel_title": "😀" * 100, "snippet": "😀" * 400, "spans": [], "queries": ["😀" * 90] * 5}
+    messages = render_folded([payload] * 10)
+    assert all(refusal(m) is None for m in messages) and len(messages) > 1

@@ -30,7 +30,7 @@ from core.search import Hit, search
 from core.storage.sqlite import SqliteArchive
 from tests.fakes.botapi import FakeBotAPI, parse_html, refusal
 from tests.fakes.memory import FixedDetector, RecordingSink
-from tests.test_fuzz import QUICK, SIZES, fuzz, repeated, splice
+from tests.test_fuzz import QUICK, fuzz, repeated, splice
 
 HOSTILE_PIECES = [
     "<", ">", "&", "<b>", "</b>", "<i>", "&amp;", "&lt;", "&#0;", "&#x110000;", "&bogus;", "`", "```", "*",
@@ -49,10 +49,9 @@ HOSTILE_TEXT = st.one_of(
 )
 SHORT_TEXT = st.one_of(st.text(max_size=40), splice(st.sampled_from(HOSTILE_PIECES), 12))
 LABEL = st.one_of(SHORT_TEXT, repeated(st.sampled_from(HOSTILE_PIECES), 100, 255))
-# what the matcher finds in a hostile text: words, emoji, zero-width marks, the last character
-QUERY = compile_query(
-    "протест OR Алматы OR protest OR /🔥|😀|👩‍👩‍👧‍👦/ OR /[\u200b-\u200f\u202a-\u202e]/ OR /.$/"
-)
+# what the matcher finds in a hostile text: words (often glued to emoji and marks) and the last character;
+# few enough matches that the regex time limit never decides, so every case replays the same
+QUERY = compile_query("протест OR Алматы OR protest OR /.$/")
 QUERY_TEXTS = st.one_of(
     st.lists(SHORT_TEXT, max_size=3),
     st.lists(
@@ -96,6 +95,8 @@ def payloads(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+# Rendering cases cost more to generate than the parsers' (texts of up to 9,000 characters)
+SIZES = [pytest.param(QUICK, id="quick"), pytest.param(2_000, id="long", marks=pytest.mark.slow)]
 UI = st.sampled_from([("en", "UTC"), ("ru", "Asia/Almaty"), ("de", "Pacific/Kiritimati")])
 
 
@@ -152,10 +153,11 @@ def test_search_pages_of_hostile_posts_are_accepted(examples: int) -> None:
 def digests(draw: st.DrawFn) -> Digest:
     until = datetime(2026, 1, 5, 10, tzinfo=UTC)
     counts = st.integers(0, 10**7)
+    links = st.sampled_from(["https://t.me/x/1", 'https://t.me/"<&>', ""])
     top = [
-        TopPost(draw(LABEL), draw(LABEL), draw(st.sampled_from(["https://t.me/x/1", 'https://t.me/"<&>', ""])),
-                draw(st.none() | counts), draw(st.none() | counts), draw(st.lists(LABEL, max_size=15)), until,
-                draw(st.none() | st.sampled_from(["photo", "<b>"])))
+        TopPost(draw(LABEL), draw(LABEL), draw(links), draw(st.none() | counts), draw(st.none() | counts),
+                draw(st.lists(LABEL, max_size=15)), until, draw(st.none() | st.sampled_from(["photo", "<b>"]))
+        )
         for _ in range(draw(st.integers(0, 10)))
     ]  # fmt: skip
     return Digest(
