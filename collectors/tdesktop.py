@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from core.models import Entity, RawPost
 
@@ -33,6 +33,7 @@ __all__ = ["EXPORT_FILE_NAME", "ExportFormatError", "ExportedChat", "read_export
 log = logging.getLogger(__name__)
 
 EXPORT_FILE_NAME = "result.json"
+_SQLITE_INT = 2**63
 
 _ENTITY_TYPES = {"link": "url", "mention_name": "text_mention", "phone": "phone_number"}
 _MEDIA_TYPES = {
@@ -57,6 +58,7 @@ _MEDIA_KEYS = (
 
 # `\xHH` escapes preceded by an even number of backslashes (an odd run ends in the escaping backslash).
 _HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _UNQUOTED_DOCUMENT_ID = re.compile(
     r'^(\s*"document_id": )(?!["\[{\d-]|null\b|true\b|false\b)(.*?)(,?)$', re.M
 )
@@ -150,17 +152,54 @@ def _load(file: Path) -> Any:
     if not text.strip():
         raise ExportFormatError(file, "the file is empty")
     try:
-        return json.loads(text)
+        return _decode(file, text)
     except json.JSONDecodeError as exc:
         first_error = exc
     repaired = _repair(text)
     if repaired != text:
         try:
-            return json.loads(repaired)
+            return _decode(file, repaired)
         except json.JSONDecodeError as exc:
             first_error = exc
             text = repaired
     raise ExportFormatError(file, _describe_json_error(first_error, text)) from first_error
+
+
+def _decode(file: Path, text: str) -> Any:
+    """The JSON document, with unpaired surrogates (a lone `\\ud83d` escape) replaced by U+FFFD;
+    JSONDecodeError for the caller to describe, ExportFormatError for what is valid JSON but no export."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise ExportFormatError(file, "arrays or objects nest too deeply to be an export") from None
+    except ValueError:  # a number longer than int() takes (4300 digits)
+        raise ExportFormatError(file, "a number in it has thousands of digits") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            document = _replace_lone_surrogates(document)
+        except RecursionError:
+            raise ExportFormatError(file, "arrays or objects nest too deeply to be an export") from None
+    return document
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    """The document with every string that holds an unpaired surrogate repaired (SQLite stores UTF-8,
+    which has no surrogates); U+FFFD takes one UTF-16 unit too, so entity offsets stay right."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return value
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _repair(text: str) -> str:
@@ -248,15 +287,15 @@ class _ChatReader:
         unix = msg.get(unix_key)
         if unix is not None:
             if isinstance(unix, str) and unix.isascii() and unix.isdigit():
-                seconds = int(unix)
+                seconds = int(unix) if len(unix) <= 20 else _SQLITE_INT  # past int()'s 4,300 digits
             elif isinstance(unix, int) and not isinstance(unix, bool):
                 seconds = unix
             else:
-                raise self.error(f"'{unix_key}' is not a number: {unix!r}", mid)
+                raise self.error(f"'{unix_key}' is not a number: {_shown(unix)}", mid)
             try:
                 return datetime.fromtimestamp(seconds, UTC)
             except (OverflowError, OSError, ValueError) as exc:
-                raise self.error(f"'{unix_key}' is out of range: {unix!r}", mid) from exc
+                raise self.error(f"'{unix_key}' is out of range: {_shown(unix)}", mid) from exc
         local = msg.get(local_key)
         if local is None:
             return None
@@ -265,9 +304,12 @@ class _ChatReader:
         try:
             parsed = datetime.fromisoformat(local)
         except ValueError as exc:
-            raise self.error(f"'{local_key}' is not an ISO date: {local!r}", mid) from exc
+            raise self.error(f"'{local_key}' is not an ISO date: {_shown(local)}", mid) from exc
         self.iso_dates += 1
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        try:
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except OverflowError as exc:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise self.error(f"'{local_key}' is out of range: {_shown(local)}", mid) from exc
 
     def text(self, msg: dict[str, Any], mid: int) -> tuple[str, tuple[Entity, ...]]:
         source_key = "text_entities" if "text_entities" in msg else "text"
@@ -321,8 +363,8 @@ class _ChatReader:
         reply_to = msg.get("reply_to_message_id")
         if reply_to is None:
             return None
-        if not isinstance(reply_to, int) or isinstance(reply_to, bool):
-            raise self.error("'reply_to_message_id' is not an integer", mid)
+        if not _is_id(reply_to):
+            raise self.error("'reply_to_message_id' is not an integer (or out of range)", mid)
         peer = msg.get("reply_to_peer_id")  # only present for a reply to a message in another chat
         if isinstance(peer, str) and peer.lstrip("abcdefghijklmnopqrstuvwxyz") != self.peer_suffix:
             return None
@@ -348,7 +390,7 @@ class _ChatReader:
             else:
                 key = kind  # "paid", and whatever later versions add
             if not isinstance(key, str):
-                raise self.error(f"a {kind!r} reaction lacks its emoji or document_id", mid)
+                raise self.error(f"a {_shown(kind)} reaction lacks its emoji or document_id", mid)
             counts[key] = counts.get(key, 0) + count
         return counts
 
@@ -361,8 +403,14 @@ class _ChatReader:
 
 def _read_chat(file: Path, chat: dict[str, Any], *, in_account: bool) -> tuple[ExportedChat, list[RawPost]]:
     chat_id = chat.get("id")
-    if not isinstance(chat_id, int) or isinstance(chat_id, bool):
-        shown = "missing" if chat_id is None else f"not an integer: {chat_id!r}"
+    if not _is_id(chat_id):
+        shown = (
+            "missing"
+            if chat_id is None
+            else f"out of range: {_shown(chat_id)}"
+            if isinstance(chat_id, int) and not isinstance(chat_id, bool)
+            else f"not an integer: {_shown(chat_id)}"
+        )
         raise ExportFormatError(file, f"the chat 'id' is {shown}")
     name = chat.get("name")
     chat_type = chat.get("type")
@@ -380,14 +428,14 @@ def _read_chat(file: Path, chat: dict[str, Any], *, in_account: bool) -> tuple[E
         if not isinstance(msg, dict):
             raise reader.error(f"messages[{index}] is a JSON {_json_type(msg)}, not an object")
         mid = msg.get("id")
-        if not isinstance(mid, int) or isinstance(mid, bool):
-            raise reader.error(f"messages[{index}] has no integer 'id'")
+        if not _is_id(mid):
+            raise reader.error(f"messages[{index}] has no integer 'id' (or it is out of range)")
         try:
             post = reader.post(msg, mid)
         except ExportFormatError:
             raise
         except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a shape the checks above missed
-            raise reader.error(f"unexpected content ({type(exc).__name__}: {exc})", mid) from exc
+            raise reader.error(f"unexpected content ({type(exc).__name__}: {str(exc)[:200]})", mid) from exc
         if post is not None:
             posts.append(post)
     if reader.iso_dates:
@@ -400,6 +448,17 @@ def _read_chat(file: Path, chat: dict[str, Any], *, in_account: bool) -> tuple[E
         )
     exported = ExportedChat(id=chat_id, name=name or "", type=chat_type or "", username=None)
     return exported, posts
+
+
+def _is_id(value: Any) -> TypeGuard[int]:
+    """An integer SQLite can store (ids are 64-bit in Telegram too)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -_SQLITE_INT <= value < _SQLITE_INT
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _entity(piece_type: str, piece: dict[str, Any], offset: int, length: int) -> Entity:

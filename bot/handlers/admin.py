@@ -11,6 +11,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.filters import PRIVILEGED_BUTTONS, PRIVILEGED_COMMANDS, HasRole
 from bot.middlewares import AuditMiddleware, audit_detail
+from bot.parsing import shown
 from bot.services.subscribers import ServiceError
 from bot.texts import Html, Translator, escape
 from core.settings import Settings
@@ -20,15 +21,18 @@ from core.subscriptions import Subscriber
 log = logging.getLogger("tgmon.bot")
 
 ROLE_NAMES = ", ".join(role.value for role in GRANTABLE)
+MAX_USER_ID = 2**52  # the Bot API's bound on user ids
 
 
 async def resolve_user(roles: RoleStore, text: str) -> int:
     """A numeric Telegram user id, or the @username of someone who has written to the bot."""
     if text.isdigit():
-        return int(text)
+        if text.isascii() and len(text) <= 16 and 0 < int(text) < MAX_USER_ID:
+            return int(text)
+        raise ServiceError("unknown_user", user=shown(text))
     found = await roles.user_by_username(text) if text.startswith("@") or text[:1].isalpha() else None
     if found is None:
-        raise ServiceError("unknown_user", user=text)
+        raise ServiceError("unknown_user", user=shown(text))
     return found
 
 
@@ -39,7 +43,7 @@ def role_arg(text: str) -> Role:
     for role in GRANTABLE:
         if role == name:
             return role
-    raise ServiceError("bad_role", role=text, roles=ROLE_NAMES)
+    raise ServiceError("bad_role", role=shown(text), roles=ROLE_NAMES)
 
 
 async def user_and_role(command: CommandObject, roles: RoleStore, usage: str) -> tuple[int, Role, str]:

@@ -24,7 +24,8 @@ from aiogram.types import CallbackQuery, FSInputFile, InlineKeyboardButton, Inli
 
 from bot.filters import HasRole
 from bot.middlewares import AuditMiddleware
-from bot.texts import Translator
+from bot.parsing import shown
+from bot.texts import Translator, caret_block
 from collectors.refs import ChannelRefError, parse_channel_ref
 from core.exporters import FORMATS, ExportError, ExportRequest, check_request, count_posts, run_export
 from core.models import PostFilter
@@ -58,9 +59,9 @@ class ExportAsk:
 def _date(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ExportParseError(f"“{text}” is not a date: write it like 2026-01-31") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ExportParseError(f"“{shown(text)}” is not a date: write it like 2026-01-31") from None
 
 
 def parse_export(args: str) -> ExportAsk:
@@ -70,7 +71,7 @@ def parse_export(args: str) -> ExportAsk:
     while text:
         match = _OPTION.match(text)
         if not match:
-            raise ExportParseError(f"“{text.split()[0][:40]}” is not an option like format=csv")
+            raise ExportParseError(f"“{shown(text.split()[0])}” is not an option like format=csv")
         key = match.group(1).lower()
         rest = text[match.end() :]
         if key == "query":
@@ -80,7 +81,7 @@ def parse_export(args: str) -> ExportAsk:
         text = text.strip()
         if key not in ("format", "channel", "since", "until", "lang") or not value:
             raise ExportParseError(
-                f"“{key}=” is not an export option (format, channel, since, until, lang, query)"
+                f"“{shown(key)}=” is not an export option (format, channel, since, until, lang, query)"
             )
         values[key] = value
     fmt = values.get("format", "csv").lower()
@@ -147,7 +148,7 @@ async def _filters(archive: Archive, ask: ExportAsk) -> PostFilter:
             raise ExportParseError(str(exc)) from None
         channel = await archive.get_channel(ref.username or ref.channel_id or 0)
         if channel is None:
-            raise ExportParseError(f"no channel {ask.channel} in the archive")
+            raise ExportParseError(f"no channel {shown(ask.channel)} in the archive")
         channel_id = channel.id
     return PostFilter(channel_id=channel_id, since=ask.since, until=ask.until, lang=ask.lang)
 
@@ -195,8 +196,10 @@ async def on_export(
     try:
         ask = parse_export(command.args or "")
         filters = await _filters(archive, ask)
-    except QuerySyntaxError as exc:
-        await message.answer(t("export_bad", problem=f"{exc.message}\n{exc.pointer()}"))
+    except QuerySyntaxError as exc:  # as /add shows it: the query may be longer than a message
+        await message.answer(
+            t("query_error", message=exc.message, pointer=caret_block(exc.query, exc.position))
+        )
         return
     except ExportParseError as exc:
         await message.answer(t("export_bad", problem=str(exc)))

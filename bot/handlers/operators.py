@@ -17,6 +17,7 @@ from aiogram.types import Message
 
 from bot.filters import HasRole
 from bot.middlewares import AuditMiddleware
+from bot.parsing import shown
 from bot.services.subscribers import ServiceError
 from bot.texts import Translator, split_message, stats_text, watched_lines
 from collectors.refs import ChannelRef, ChannelRefError, parse_channel_ref
@@ -39,8 +40,8 @@ def parse_ref(text: str) -> ChannelRef:
 
 
 def parse_backfill(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_BACKFILL:
-        raise ServiceError("bad_backfill", text=text, limit=MAX_BACKFILL)
+    if not (text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_BACKFILL):
+        raise ServiceError("bad_backfill", text=shown(text), limit=MAX_BACKFILL)
     return int(text)
 
 

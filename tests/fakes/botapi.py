@@ -51,6 +51,7 @@ __all__ = [
     "RateReport",
     "RecordedFile",
     "parse_html",
+    "refusal",
 ]
 
 DEFAULT_TOKEN: Final = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
@@ -1407,10 +1408,23 @@ def _parse_text(params: dict[str, Any], key: str, limit: int) -> tuple[str, list
     elif isinstance(given := params.get("entities" if key == "text" else "caption_entities"), list):
         entities = [e for e in given if isinstance(e, dict)]
     text, entities = _strip(text, entities)
-    if len(text) > limit:
+    if _utf16_len(text) > limit:  # Telegram counts UTF-16 code units: an emoji outside the BMP is two
         raise _bad_request("message is too long" if key == "text" else "message caption is too long")
     _check_keyboard(params)
     return text, entities
+
+
+def refusal(text: str, *, parse_mode: str | None = "HTML", caption: bool = False) -> str | None:
+    """What Telegram would answer a sendMessage with this text (or a photo with this caption) with: the
+    400's description, or None when it would be sent. The same checks as the server's, without one."""
+    key = "caption" if caption else "text"
+    try:
+        plain, _ = _parse_text(
+            {key: text, "parse_mode": parse_mode}, key, CAPTION_LIMIT if caption else TEXT_LIMIT
+        )
+    except _ApiError as error:
+        return error.description
+    return None if plain or caption else "Bad Request: message text is empty"
 
 
 def _caption(params: dict[str, Any]) -> JsonDict:
