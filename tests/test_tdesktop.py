@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -411,10 +410,8 @@ def test_real_export_details(shared_data: Path) -> None:
 
 
 @pytest.mark.shared_data
-def test_largest_real_export_reads_fast(shared_data: Path) -> None:
+def test_largest_real_export_reads_whole(shared_data: Path) -> None:
+    # its speed is bench/import_speed.py's business, not a test's
     path = shared_data / "exports" / "zh_trantor_library.result.json"
-    start = time.perf_counter()
     posts = next(read_export(path))[1]
-    elapsed = time.perf_counter() - start
     assert len(posts) == 924
-    assert elapsed < 0.5, f"{elapsed:.2f}s"
