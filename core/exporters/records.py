@@ -97,24 +97,28 @@ def _history(*, csv: bool = False, parquet: bool = False) -> str:
     return f"CASE WHEN p.version > 1 THEN coalesce({_group(item, source, csv=csv)}, '[]') ELSE '[]' END"
 
 
-def jsonl_sql(*, any_matches: bool) -> str:
-    """One column: the post's JSONL line, `\\n` included, as UTF-8 bytes."""
+def _post_values(*, parquet: bool, confidence: str, reactions: str, any_matches: bool) -> dict[str, str]:
+    """The record's fields as SQL expressions of JSON values, in the documented order. For Parquet,
+    timestamps in microseconds and no text (it travels as its own column)."""
+    when = _us if parquet else _json_iso
     values = {
-        "schema": str(SCHEMA_VERSION),
         "channel_id": "p.channel_id",
         "channel": f"json_quote({CHANNEL})",
         "channel_title": "json_quote(c.title)",
         "message_id": "p.message_id",
-        "date": _json_iso("p.date"),
-        "text": "json_quote(p.text)",
+        "date": when("p.date"),
+    }
+    if not parquet:
+        values["text"] = "json_quote(p.text)"
+    return values | {
         "entities": "coalesce(nullif(p.entities, ''), '[]')",
         "lang": "json_quote(p.lang)",
-        "lang_confidence": _round4_sql("p.lang_confidence"),
+        "lang_confidence": confidence,
         "url": "json_quote(p.permalink)",
         "views": "coalesce(p.views, 'null')",
         "forwards": "coalesce(p.forwards, 'null')",
         "replies": "coalesce(p.replies, 'null')",
-        "reactions": "coalesce(nullif(p.reactions, ''), 'null')",
+        "reactions": reactions,
         "media_type": "json_quote(p.media_type)",
         "forwarded_from": "json_quote(p.forwarded_from)",
         "reply_to": "coalesce(p.reply_to, 'null')",
@@ -123,16 +127,26 @@ def jsonl_sql(*, any_matches: bool) -> str:
         "service_action": "json_quote(p.service_action)",
         "tags": "coalesce(nullif(p.tags, ''), '[]')",
         "story_id": f"json_quote({STORY})",
-        "edited": _json_iso("p.edit_date"),
+        "edited": when("p.edit_date"),
         "versions": "p.version",
         "deleted": DELETED,
-        "deleted_at": _json_iso("p.deleted_at"),
-        "collected_at": _json_iso("p.collected_at"),
+        "deleted_at": when("p.deleted_at"),
+        "collected_at": when("p.collected_at"),
         "content_hash": "json_quote(p.content_hash)",
         "matched_queries": _matched(csv=False, any_matches=any_matches),
-        "edit_history": _history(),
+        "edit_history": _history(parquet=parquet),
     }
-    return _json_object(values)
+
+
+def jsonl_sql(*, any_matches: bool) -> str:
+    """One column: the post's JSONL line, `\\n` included, as UTF-8 bytes."""
+    values = _post_values(
+        parquet=False,
+        confidence=_round4_sql("p.lang_confidence"),
+        reactions="coalesce(nullif(p.reactions, ''), 'null')",
+        any_matches=any_matches,
+    )
+    return _json_object({"schema": str(SCHEMA_VERSION)} | values)
 
 
 def csv_sql(*, safe: bool, any_matches: bool) -> str:
@@ -203,36 +217,11 @@ def parquet_sql(*, any_matches: bool) -> str:
     escaping and parsing it)."""
     pairs = """'{"key":' || json_quote(key) || ',"value":' || value || '}'"""
     reactions = _group(pairs, "FROM json_each(p.reactions)", csv=False)
-    values = {
-        "channel_id": "p.channel_id",
-        "channel": f"json_quote({CHANNEL})",
-        "channel_title": "json_quote(c.title)",
-        "message_id": "p.message_id",
-        "date": _us("p.date"),
-        "entities": "coalesce(nullif(p.entities, ''), '[]')",
-        "lang": "json_quote(p.lang)",
-        "lang_confidence": "printf('%!.17g', p.lang_confidence)",
-        "url": "json_quote(p.permalink)",
-        "views": "coalesce(p.views, 'null')",
-        "forwards": "coalesce(p.forwards, 'null')",
-        "replies": "coalesce(p.replies, 'null')",
-        "reactions": f"CASE WHEN p.reactions IS NULL OR p.reactions = '' THEN 'null' "
+    values = _post_values(
+        parquet=True,
+        confidence="printf('%!.17g', p.lang_confidence)",
+        reactions=f"CASE WHEN p.reactions IS NULL OR p.reactions = '' THEN 'null' "
         f"ELSE coalesce({reactions}, 'null') END",  # `{}` is null too, as the record has it
-        "media_type": "json_quote(p.media_type)",
-        "forwarded_from": "json_quote(p.forwarded_from)",
-        "reply_to": "coalesce(p.reply_to, 'null')",
-        "album_id": "coalesce(p.album_id, 'null')",
-        "author": "json_quote(p.author)",
-        "service_action": "json_quote(p.service_action)",
-        "tags": "coalesce(nullif(p.tags, ''), '[]')",
-        "story_id": f"json_quote({STORY})",
-        "edited": _us("p.edit_date"),
-        "versions": "p.version",
-        "deleted": DELETED,
-        "deleted_at": _us("p.deleted_at"),
-        "collected_at": _us("p.collected_at"),
-        "content_hash": "json_quote(p.content_hash)",
-        "matched_queries": _matched(csv=False, any_matches=any_matches),
-        "edit_history": _history(parquet=True),
-    }
+        any_matches=any_matches,
+    )
     return f"{_json_object(values)}, CAST(p.text AS BLOB)"
