@@ -71,11 +71,6 @@ async def test_search_gives_the_matchers_newest_posts(
         assert result.exhaustive
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core.query.fts: Arabic stems are not prefixes of every form (المسجد → مسجد): the prefilter "
-    "(an exact word, or a prefix of it) never reads posts with the other forms the matcher accepts",
-)
 @pytest.mark.parametrize("text", ["المسجد", "مسجد"])
 async def test_the_prefilter_finds_every_form_the_matcher_accepts(
     pipeline: Pipeline, archive: SqliteArchive, text: str

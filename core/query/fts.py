@@ -15,6 +15,9 @@ from core.query.text import Token, query_stem_keys, tokenize
 
 _PIECE = re.compile(r"[^\W_]+")  # what FTS5's unicode61 tokenizer keeps as one token
 MIN_PREFIX = 2
+# What the Arabic stemmer strips from the front of a word (the article, conjunctions, prepositions):
+# المسجد and بالمسجد stem to مسجد, which is no prefix of them, so the prefilter tries each in front.
+AR_PROCLITICS = ("", "ال", "بال", "كال", "لل", "و", "ف", "ب", "ك", "ل", "وال", "فال", "وب", "فب", "ول", "فل")
 
 
 def fts_body(text: str, tokens: Sequence[Token] | None = None) -> str:
@@ -45,6 +48,18 @@ def _morph_prefix(norm: str) -> str | None:
     return f'"{common}"*'
 
 
+def _arabic_forms(norm: str) -> str | None:
+    """For an Arabic word: its stems (less a last letter the stemmer may rewrite) behind each
+    proclitic, or the word itself; None for words of other scripts."""
+    stems = [key[3:] for key in query_stem_keys(norm) if key.startswith("ar:")]
+    heads = {stem if len(stem) <= MIN_PREFIX else stem[:-1] for stem in stems}
+    heads = {head for head in heads if len(head) >= MIN_PREFIX and _PIECE.fullmatch(head)}
+    if not heads:
+        return None
+    forms = {f'"{clitic}{head}"*' for clitic in AR_PROCLITICS for head in heads}
+    return "(" + " OR ".join(sorted(forms | {f'"{norm}"'})) + ")"
+
+
 def _word(text: str, *, exact: bool, prefix: bool) -> str | None:
     tokens = tokenize(text)
     if not tokens:
@@ -57,7 +72,7 @@ def _word(text: str, *, exact: bool, prefix: bool) -> str | None:
         elif exact:
             part = _phrase(token.norm)
         else:
-            part = _morph_prefix(token.norm) or _phrase(token.norm)
+            part = _arabic_forms(token.norm) or _morph_prefix(token.norm) or _phrase(token.norm)
         if part is None:
             return None
         parts.append(part)
