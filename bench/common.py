@@ -80,7 +80,7 @@ def reset_peak_rss() -> None:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of unsorted values; 0.0 for none."""
+    """The value at rank round(q/100 · (n−1)) of the sorted values (q in 0..100); 0.0 for none."""
     if not values:
         return 0.0
     ordered = sorted(values)

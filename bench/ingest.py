@@ -195,7 +195,8 @@ class Run:
 
 
 def _cpu_time() -> float:
-    """CPU seconds of this process and of its finished or running children (the workers)."""
+    """CPU seconds of this process and of its children that have exited and been waited for (the
+    workers, once the pipeline is closed)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
@@ -222,6 +223,7 @@ async def run_tgmon(
 ) -> Run:
     with tempfile.TemporaryDirectory() as tmp:
         archive = await SqliteArchive.open(Path(tmp) / "ingest.db")
+        pipeline: Pipeline | None = None
         try:
             store = SubscriptionStore(archive)
             await _subscribe(store, texts, subscribers)
@@ -232,8 +234,9 @@ async def run_tgmon(
             detector = FastTextDetector()
             detector.detect("warm up the model")
             sink = OutboxSink(store, queries)
+            # as `tgmon import` / `collect` run with PIPELINE_WORKERS=workers
             pipeline = Pipeline(archive, detector, sink, queries, StoryIndex(), workers=workers)
-            await pipeline.start_workers()  # as a running collector has them
+            await pipeline.start_workers()
             reset_peak_rss()
             start_rss = rss_mb("VmRSS")
             profiler = _profiler(profile)
@@ -258,6 +261,8 @@ async def run_tgmon(
             alerts = (await archive._one("SELECT COUNT(*) FROM outbox WHERE kind = 'alert'"))[0]
             matches = (await archive._one("SELECT COUNT(*) FROM post_matches"))[0]
         finally:
+            if pipeline is not None:
+                pipeline.close()  # closed already on success; a failed run must not leave workers behind
             await archive.close()
     return Run(done, seconds, cpu, alerts, matches, peak, worker_peak, start_rss)
 

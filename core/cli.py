@@ -188,12 +188,13 @@ def make_pipeline(settings: Settings, archive: Archive) -> Pipeline:
     from core.stories import StoryIndex
 
     detector = make_detector(settings.lang_engine)
+    workers = settings.pipeline_workers
     if not isinstance(archive, SqliteArchive):
-        return Pipeline(archive, detector, stories=StoryIndex())
+        return Pipeline(archive, detector, stories=StoryIndex(), workers=workers)
     store = SubscriptionStore(archive)
     queries = SubscriptionQueries(store)
     sink = OutboxSink(store, queries, max_age=timedelta(hours=settings.max_alert_age_hours))
-    return Pipeline(archive, detector, sink, queries, StoryIndex())
+    return Pipeline(archive, detector, sink, queries, StoryIndex(), workers=workers)
 
 
 async def find_channel(archive: Archive, text: str) -> Channel:
@@ -229,9 +230,10 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
     async with opened(settings) as archive:
         progress = bar("import")
+        pipeline = make_pipeline(settings, archive)
         try:
             report = await import_exports(
-                make_pipeline(settings, archive),
+                pipeline,
                 args.paths,
                 alerts=not args.no_alerts,
                 on_start=lambda total: setattr(progress, "total", total),
@@ -241,6 +243,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
             raise UserError(f"{exc}\nNothing was imported.") from None
         finally:
             progress.close()
+            pipeline.close()
     print(
         f"imported {report.messages} messages ({report.service} service) from {report.chats} chats: "
         f"{report.new} new, {report.edited} changed, {report.unchanged} already archived"
@@ -450,11 +453,12 @@ async def with_collector(
     try:
         async with opened(settings) as archive:
             client = await connect_authorized(settings)
+            pipeline = make_pipeline(settings, archive)
             try:
                 collector = Collector(
                     archive,
                     TelethonSource(client),
-                    make_pipeline(settings, archive),
+                    pipeline,
                     poll_interval=settings.poll_interval,
                     refresh_hours=settings.refresh_hours,
                     refresh_interval=settings.refresh_interval,
@@ -464,6 +468,7 @@ async def with_collector(
                 )
                 return await body(collector, archive)
             finally:
+                pipeline.close()
                 await client.disconnect()
     finally:
         lock.release()

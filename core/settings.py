@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///tgmon.db"
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     lang_engine: Literal["fasttext", "langdetect"] = "fasttext"
+    pipeline_workers: int = Field(
+        0, ge=0, le=8, description="processes that detect language and fingerprint stories beside ingest"
+    )
     subscribe_mode: Literal["open", "invite"] = "open"
     poll_interval: float = Field(60.0, gt=0, description="seconds between catch-up passes per channel")
     refresh_hours: float = Field(48.0, ge=0, description="refresh counters of posts this recent")

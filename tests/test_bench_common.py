@@ -26,7 +26,7 @@ def test_no_target_means_no_verdict_and_no_baseline_no_ratio() -> None:
     assert f.ratio is None
 
 
-def test_percentile_nearest_rank() -> None:
+def test_percentile_takes_the_value_at_the_rounded_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert percentile(values, 50) == 51.0  # round(0.5 * 99) = 50 → the 51st value
     assert percentile(values, 95) == 95.0

@@ -150,6 +150,19 @@ def test_import_prints_a_report(tgmon: Tgmon, db: Path) -> None:
     assert count_posts(db) > 0
 
 
+def test_import_with_a_worker_process_stores_what_one_process_stores(
+    tgmon: Tgmon, db: Path, imported: int, template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db.unlink()
+    monkeypatch.setenv("PIPELINE_WORKERS", "1")
+    result = tgmon("import", *map(str, EXPORTS))
+    assert result.code == 0, result.err
+    query = "SELECT channel_id, message_id, text, lang, tags, story_id, content_hash FROM posts ORDER BY 1, 2"
+    with closing(sqlite3.connect(db)) as mine, closing(sqlite3.connect(template)) as single:
+        rows = mine.execute(query).fetchall()
+        assert len(rows) == imported and rows == single.execute(query).fetchall()
+
+
 def test_import_twice_stores_nothing_twice(tgmon: Tgmon, db: Path, imported: int) -> None:
     again = tgmon("import", str(TD / "single_chat" / "result.json"), str(TD / "account.result.json"))
     assert again.code == 0, again.err

@@ -2,8 +2,8 @@
 handlers, the Desktop-export reader and importer, and full-text search.
 
 Every target runs QUICK cases in the default run and LONG more behind `@pytest.mark.slow` (`.ci/run`
-runs both): `pytest -m "not slow" tests/test_fuzz.py` is the quick pass, `pytest tests/test_fuzz.py`
-the long one. A case counts once per generated input; each asserts what the user gets back: a clear
+runs both): `pytest tests/test_fuzz.py` is the quick pass, `pytest -m slow tests/test_fuzz.py` the long
+one. A case counts once per generated input; each asserts what the user gets back: a clear
 message (the right error type, a position inside the query, a refusal the bot can render) and never an
 exception of another kind, a traceback, or a changed archive.
 """

@@ -238,7 +238,8 @@ CATASTROPHIC = [
     ("/(.*a){20}/", ("a" + "b" * 200) * 19),
     ("/(x+x+)+y/", "x" * 5_000),
 ]
-BOUND = 5.0  # seconds: not a speed check, only that a bad pattern cannot hang the caller
+BOUND = 5.0  # CPU seconds: not a speed check (the load of the machine does not count), only that a
+# bad pattern cannot hang the caller: unchecked, these patterns would run for ages
 
 
 @pytest.mark.parametrize(("query", "text"), CATASTROPHIC)
@@ -246,10 +247,10 @@ def test_matcher_cuts_off_a_catastrophic_regex(
     query: str, text: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     compiled = compile_query(query)
-    started = time.monotonic()
+    started = time.process_time()
     with caplog.at_level(logging.WARNING, logger="tgmon.query"):
         assert compiled.match(Document.of(text)) is None
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
     assert any("regex_timeout" in r.getMessage() for r in caplog.records)
 
 
@@ -260,10 +261,10 @@ async def test_search_cuts_off_a_catastrophic_regex(
     when = datetime(2026, 1, 5, tzinfo=UTC)
     texts = ["a" * 5_000 + "!", "a" * 3_000 + "?", "aaa"]
     await Pipeline(archive, FixedDetector()).ingest([RawPost(7, n, when, t) for n, t in enumerate(texts, 1)])
-    started = time.monotonic()
+    started = time.process_time()
     with caplog.at_level(logging.WARNING, logger="tgmon.query"):
         result = await search(archive, "/(a+)+$/")
-    assert time.monotonic() - started < BOUND * len(texts)
+    assert time.process_time() - started < BOUND * len(texts)
     assert [hit.post.text for hit in result.hits] == ["aaa"]  # the cut-off posts count as no match
     assert result.scanned == len(texts)
     assert sum("regex_timeout" in r.getMessage() for r in caplog.records) >= 2
@@ -279,10 +280,10 @@ async def test_pipeline_cuts_off_a_catastrophic_regex(
     await archive.upsert_channel(7, "kz", "KZ")
     when = datetime(2026, 1, 5, tzinfo=UTC)
     raws = [RawPost(7, 1, when, "a" * 5_000 + "!"), RawPost(7, 2, when, "протест " + "a" * 5_000 + "!")]
-    started = time.monotonic()
+    started = time.process_time()
     with caplog.at_level(logging.WARNING, logger="tgmon.query"):
         result = await pipeline.ingest(raws)
-    assert time.monotonic() - started < BOUND
+    assert time.process_time() - started < BOUND
     assert len(result.new) == 2 and await archive.count_posts() == 2  # stored all the same
     matched = {item.post.message_id: [m.query_id for m in item.matches] for item in sink.items}
     assert matched == {1: [], 2: [2]}

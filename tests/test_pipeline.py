@@ -190,6 +190,7 @@ def test_worker_processes_exit_when_the_pipeline_process_is_killed(tmp_path: Pat
         stdout=subprocess.PIPE,
         text=True,
     )
+    children: list[int] = []
     try:
         assert host.stdout is not None and host.stdout.readline().strip() == "ready"
         children = [

@@ -42,7 +42,7 @@ class GeneratedExports:
 def template_chats() -> list[list[dict[str, Any]]]:
     """Message lists to copy from: the real exports when present, else the fixtures."""
     found: list[list[dict[str, Any]]] = []
-    if SHARED_DATA.is_dir():
+    if all((SHARED_DATA / "exports" / name).is_file() for name in SHARED_EXPORTS):
         for name in SHARED_EXPORTS:
             document = json.loads((SHARED_DATA / "exports" / name).read_text(encoding="utf-8"))
             found.append(document["messages"])
