@@ -348,7 +348,8 @@ async def test_operators_watch_requests_are_served(
 
 
 class CountingClient(FakeTelegramClient):
-    """Counts the history reads in progress at once; each read yields to the loop between messages."""
+    """Counts the history reads in progress at once; each read takes a while (2 ms a message), so the
+    channels' reads overlap as far as the collector lets them."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -365,7 +366,7 @@ class CountingClient(FakeTelegramClient):
             self.most = max(self.most, self.reading)
             try:
                 async for message in inner:
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(0.002)
                     yield message
             finally:
                 self.reading -= 1
