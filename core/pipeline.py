@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -242,8 +243,14 @@ class Pipeline:
                 for p in result.edited
                 if p.service_action is None
             ]
-            if items:
+            if not items:
+                return
+            try:
                 await self.sink.hand_over(items)
+            except sqlite3.Error:  # the database refused (locked, full): posts and alerts roll back together
+                raise
+            except Exception:  # a fault of the alert stage itself must never keep posts out of the archive
+                log.exception("alerts_failed posts=%s", len(items))
 
         try:
             result = await self.archive.save_posts(

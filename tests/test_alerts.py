@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -161,6 +162,20 @@ async def test_posts_and_their_alerts_are_stored_together_or_not_at_all(
     await pipeline.ingest(batch)
     assert await archive.count_posts() == 2
     assert [(s, k) for s, k, _ in await outbox(store)] == [(100, "alert")]
+
+
+async def test_a_bug_in_the_alert_stage_never_keeps_posts_out_of_the_archive(
+    archive: SqliteArchive, caplog: pytest.LogCaptureFixture
+) -> None:
+    class BrokenSink:
+        async def hand_over(self, items: Sequence[Handover]) -> None:
+            raise KeyError("a payload field the renderer expected")
+
+    await archive.upsert_channel(1, "kz_news", "KZ")
+    with caplog.at_level(logging.ERROR, logger="tgmon.pipeline"):
+        result = await Pipeline(archive, FixedDetector(), BrokenSink()).ingest([RawPost(1, 10, NOW, NEWS)])
+    assert len(result.new) == 1 and await archive.count_posts() == 1
+    assert any(r.getMessage() == "alerts_failed posts=1" and r.exc_info for r in caplog.records)
 
 
 async def test_another_task_never_joins_a_batch_transaction(archive: SqliteArchive) -> None:
