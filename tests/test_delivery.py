@@ -13,34 +13,13 @@ import pytest
 from aiogram import Bot
 
 from bot.delivery import Deliverer, Limits, in_quiet_hours
-from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import AlertRecord, SubscriptionStore
 from core.subscriptions import Subscriber
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.clock import FakeClock
+from tests.fakes.outbox import queue
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI(poll_wait=0.1) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(archive: SqliteArchive) -> SubscriptionStore:
-    await archive.upsert_channel(1, "kz_news", "KZ News")
-    return SubscriptionStore(archive)
-
-
-async def queue(store: SubscriptionStore, chat_id: int, story: str, text: str = "Protest in Almaty") -> None:
-    await store.upsert_subscriber(chat_id, chat_id, "en")
-    payload = {"channel": "@kz_news", "channel_title": "KZ News", "url": "https://t.me/kz_news/1",
-               "date": NOW.isoformat(), "lang": "en", "queries": ["protest"], "snippet": text,
-               "spans": [[0, 7]], "edited": False, "also_in": []}  # fmt: skip
-    record = AlertRecord(chat_id, chat_id, 1, 1, story, (), payload, alert=True, stored_at=time.time())
-    await store.record_alerts([record])
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,22 +21,9 @@ from bot.delivery import Deliverer, Limits
 from core.cli import keep_bot_running, main
 from core.settings import load_settings
 from core.storage.sqlite import SqliteArchive
-from core.storage.subscriptions import AlertRecord, SubscriptionStore
+from core.storage.subscriptions import SubscriptionStore
 from tests.fakes.botapi import DEFAULT_TOKEN, FakeBotAPI
-
-NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI(poll_wait=0.1) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def store(archive: SqliteArchive) -> SubscriptionStore:
-    await archive.upsert_channel(1, "kz_news", "KZ News")
-    return SubscriptionStore(archive)
+from tests.fakes.outbox import queue
 
 
 @pytest.fixture
@@ -46,21 +32,6 @@ async def bots() -> AsyncIterator[list[Bot]]:
     yield made
     for bot in made:
         await bot.session.close()
-
-
-async def queue(
-    store: SubscriptionStore,
-    chat_id: int,
-    story: str = "1:1",
-    text: str = "Protest in Almaty",
-    **extra: object,
-) -> None:
-    await store.upsert_subscriber(chat_id, chat_id, "en")
-    payload = {"channel": "@kz_news", "channel_title": "KZ News", "url": "https://t.me/kz_news/1",
-               "date": NOW.isoformat(), "lang": "en", "queries": ["protest"], "snippet": text,
-               "spans": [[0, 7]], "edited": False, "also_in": []} | extra  # fmt: skip
-    record = AlertRecord(chat_id, chat_id, 1, 1, story, (), payload, alert=True, stored_at=time.time())
-    await store.record_alerts([record])
 
 
 class Hurried:

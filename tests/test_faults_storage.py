@@ -12,8 +12,7 @@ import asyncio
 import io
 import json
 import sqlite3
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from core.stories import StoryIndex
 from tests.conftest import FIXTURES
 from tests.fakes.botapi import FakeBotAPI
 from tests.fakes.memory import FixedDetector, RecordingSink
+from tests.fakes.outbox import queue
 from tests.fakes.telethon_client import FakeTelegramClient
 from tests.fakes.tl_builders import FIXED_DATE, make_channel, make_message
 from tests.test_faults_telethon import POLL, Stop, Timeline
@@ -239,22 +239,13 @@ async def test_alerts_refused_by_a_locked_database_are_queued_on_the_next_round(
     await assert_consistent(archive)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI(poll_wait=0.1) as fake:
-        yield fake
-
-
 async def test_a_send_the_database_could_not_mark_is_recorded_later_not_sent_twice(
     short_wait: SqliteArchive, server: FakeBotAPI
 ) -> None:
     archive = short_wait
     store = RefusingStore(archive, "mark_sent")
     await archive.upsert_channel(1, "kz_news", "KZ News")
-    await store.upsert_subscriber(42, 42, "en")
-    payload = {"channel": "@kz_news", "url": "https://t.me/kz_news/1", "snippet": "Protest in Almaty",
-               "spans": [[0, 7]], "queries": ["protest"], "date": datetime.now(UTC).isoformat()}  # fmt: skip
-    await store.record_alerts([AlertRecord(42, 42, 1, 1, "1:1", (), payload, True, time.time())])
+    await queue(store, 42)
     bot: Bot = server.make_bot(timeout=2)
     sender = Deliverer(bot, store, limits=Limits(fold_window=0, chat_interval=0, retry_base=0.05))
     stop = asyncio.Event()
