@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.settings import Settings
-from tests.fakes.telethon_client import FakeTelegramClient
+from tests.fakes.telethon_client import FakeTelegramClient, serve_cli
 from tests.fakes.tl_builders import FIXED_DATE, make_channel, make_message
 
 
@@ -26,14 +25,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeTelegr
         [make_message(1001, i, f"post {i}", date=FIXED_DATE + timedelta(minutes=i)) for i in range(1, 121)],
     )
 
-    async def connect(settings: Settings) -> FakeTelegramClient:
-        return client
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", "sqlite:///tgmon.db")
-    monkeypatch.setenv("TG_API_ID", "1")
-    monkeypatch.setenv("TG_API_HASH", "x")
-    monkeypatch.setattr("collectors.telegram.connect_authorized", connect)
+    serve_cli(monkeypatch, tmp_path, client)
     yield client
 
 

@@ -29,7 +29,7 @@ from core.storage.roles import OperationsStore, WatchStatus
 from core.storage.sqlite import SqliteArchive
 from core.storage.subscriptions import SubscriptionStore
 from tests.fakes.memory import RecordingSink
-from tests.fakes.telethon_client import FakeTelegramClient
+from tests.fakes.telethon_client import FakeTelegramClient, serve_cli
 from tests.fakes.tl_builders import FIXED_DATE, make_channel, make_message
 
 CHANNEL, OTHER, NEWCOMER = 1001, 2002, 3003
@@ -329,14 +329,7 @@ async def test_reading_that_yields_another_channels_posts_stores_nothing_and_mar
 
 @pytest.fixture
 def cli_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, client: FakeTelegramClient) -> Iterator[None]:
-    async def connect(settings: object) -> FakeTelegramClient:
-        return client
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", "sqlite:///tgmon.db")
-    monkeypatch.setenv("TG_API_ID", "1")
-    monkeypatch.setenv("TG_API_HASH", "x")
-    monkeypatch.setattr("collectors.telegram.connect_authorized", connect)
+    serve_cli(monkeypatch, tmp_path, client)
     yield
 
 

@@ -130,3 +130,17 @@ class FakeTelegramClient:
 
     async def disconnect(self) -> None:
         self.disconnected = True
+
+
+def serve_cli(monkeypatch: Any, where: Any, client: FakeTelegramClient) -> None:
+    """`tgmon` commands run in `where` (a pytest MonkeyPatch and tmp_path) talk to `client`, on a
+    fresh archive there, with placeholder API credentials."""
+
+    async def connect(settings: object) -> FakeTelegramClient:
+        return client
+
+    monkeypatch.chdir(where)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///tgmon.db")
+    monkeypatch.setenv("TG_API_ID", "1")
+    monkeypatch.setenv("TG_API_HASH", "x")
+    monkeypatch.setattr("collectors.telegram.connect_authorized", connect)
