@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core import heap
 from core.pipeline import Handover
 from core.query.index import QueryIndex
 from core.query.matcher import Query, Span, compile_query, spans_within, window
@@ -55,10 +56,13 @@ class SubscriptionQueries:
                     continue
             owners[query.id] = subscriber
             texts[query.id] = query.text
-        for gone in self.texts.keys() - texts.keys():
-            self.index.remove(gone)
+        gone = self.texts.keys() - texts.keys()
+        for query_id in gone:
+            self.index.remove(query_id)
         self.index.add_many(fresh)
         self.owners, self.texts = owners, texts
+        if fresh or gone:
+            heap.settle()  # the index is long-lived: keep the garbage collector from walking it again
         log.info("queries_loaded count=%s compiled=%s", len(self.index), len(fresh))
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Protocol
 
+from core import heap
 from core.langid import ENGINES, Detection, LanguageDetector, make_detector
 from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
 from core.query.fts import fts_body
@@ -407,6 +408,7 @@ class Pipeline:
             origin = parse_forward_origin(row.forwarded_from)
             stories.add_existing((row.channel_id, row.message_id), row.story_id, sig or b"", row.date, origin)
         self._stories_loaded = True
+        heap.settle()
 
     def _forget(self, posts: list[RawPost], known: dict[int, dict[int, str]]) -> None:
         """A batch that was not stored must not found stories."""

@@ -1,0 +1,65 @@
+"""core.heap freezes the long-lived heap; that is only safe while what it freezes holds no cycles."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from core import heap
+from core.query.index import QueryIndex
+from core.query.matcher import Document, compile_query
+from core.query.text import tokenize
+
+QUERIES = [
+    "путин AND войн*",
+    '"красная площадь" OR kremlin',
+    "/(a|b)+c/ lang:ru",
+    "nato -ukraine",
+    "#war OR @kremlin",
+    "channel:rian_ru взрыв",
+    "الحرب",
+    "台灣 OR 台湾",
+    "lang:fa تهران",
+]
+TEXTS = ["путин о войне и kremlin", "взрыв в москве #war", "الحرب في غزة", "台灣 新聞", "نیروی تهران"]
+
+
+@pytest.fixture
+def no_collector() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_a_removed_index_is_freed_without_the_cyclic_collector(no_collector: None) -> None:
+    index = QueryIndex()
+    for n in range(900):
+        index.add(n, compile_query(f"{QUERIES[n % len(QUERIES)]} w{n}"))
+    matched = 0
+    for text in TEXTS:
+        matched += len(list(index.match(Document.of(text, tokens=tokenize(text)))))
+    assert matched > 0  # the queries were exercised, spans and all
+    for n in range(900):
+        index.remove(n)
+    del index
+    assert gc.collect() == 0  # nothing was left for the cyclic collector: reference counting freed it all
+
+
+def test_settle_collects_then_freezes() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    Node()  # a cycle that only the cyclic collector frees
+    before = gc.get_freeze_count()
+    try:
+        heap.settle()
+        assert gc.collect() == 0  # the cycle was collected before freezing, not frozen
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
