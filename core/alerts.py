@@ -111,14 +111,17 @@ class OutboxSink:
             post = item.post
             fresh = now - post.date <= self.max_age
             text, inside = snippet(post.text, sorted(set(spans), key=lambda s: (s.start, s.end)))
+            shown = {  # the same for every subscriber of this post
+                "channel": f"@{post.channel_username}" if post.channel_username else post.channel_title,
+                "channel_title": post.channel_title,
+                "url": post.permalink,
+                "date": post.date.isoformat(),
+                "lang": post.lang,
+            }
             for subscriber_id, query_ids in by_subscriber.items():
                 subscriber = self.queries.owners[query_ids[0]]
                 payload = {
-                    "channel": f"@{post.channel_username}" if post.channel_username else post.channel_title,
-                    "channel_title": post.channel_title,
-                    "url": post.permalink,
-                    "date": post.date.isoformat(),
-                    "lang": post.lang,
+                    **shown,
                     "queries": [self.queries.texts[q] for q in query_ids],
                     "snippet": text,
                     "spans": inside,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from collectors.tdesktop import ExportedChat, read_export
-from core.models import ChannelProgress, RawPost
+from core.models import ChannelProgress, RawPost, SaveResult
 from core.pipeline import Pipeline
 
 BATCH = 500
@@ -51,24 +53,62 @@ async def import_exports(
     if on_start:
         on_start(sum(len(posts) for _, posts in chats))
     archive = pipeline.archive
-    for chat, posts in chats:
-        existing = await archive.get_channel(chat.id)
-        # an imported channel is archived, not watched, until an operator adds it
-        await archive.upsert_channel(chat.id, chat.username, chat.name, watched=None if existing else False)
-        report.chats += 1
-        report.per_chat[chat.id] = len(posts)
-        ordered = sorted(posts, key=lambda raw: raw.message_id)
-        for start in range(0, len(ordered), BATCH):
-            batch = ordered[start : start + BATCH]
-            progress = None
-            if existing is None or not existing.watched:  # a watched channel keeps its own reading mark
-                progress = ChannelProgress(chat.id, last_seen_id=batch[-1].message_id)
-            result = await pipeline.ingest(batch, progress=progress, alerts=alerts)
-            report.new += len(result.new)
-            report.edited += len(result.edited)
-            report.unchanged += result.unchanged
-            if on_rows:
-                on_rows(len(batch))
-        report.messages += len(posts)
-        report.service += sum(1 for raw in posts if raw.service_action)
+    in_flight = _InFlight(report, on_rows)
+    try:
+        for chat, posts in chats:
+            existing = await archive.get_channel(chat.id)
+            # an imported channel is archived, not watched, until an operator adds it
+            watched = None if existing else False
+            await archive.upsert_channel(chat.id, chat.username, chat.name, watched=watched)
+            report.chats += 1
+            report.per_chat[chat.id] = len(posts)
+            ordered = sorted(posts, key=lambda raw: raw.message_id)
+            for start in range(0, len(ordered), BATCH):
+                batch = ordered[start : start + BATCH]
+                progress = None
+                if existing is None or not existing.watched:  # a watched channel keeps its own reading mark
+                    progress = ChannelProgress(chat.id, last_seen_id=batch[-1].message_id)
+                await in_flight.add(pipeline.ingest(batch, progress=progress, alerts=alerts), len(batch))
+            report.messages += len(posts)
+            report.service += sum(1 for raw in posts if raw.service_action)
+        await in_flight.finish()
+    finally:
+        await in_flight.cancel()
     return report
+
+
+class _InFlight:
+    """One batch prepares while the one before it is stored (the pipeline keeps the stores in order);
+    a failed batch stops the import, and the batch after it is cancelled before its store."""
+
+    def __init__(self, report: ImportReport, on_rows: Callable[[int], None] | None) -> None:
+        self.report = report
+        self.on_rows = on_rows
+        self._pending: tuple[asyncio.Task[SaveResult], int] | None = None
+
+    async def add(self, ingest: Coroutine[Any, Any, SaveResult], rows: int) -> None:
+        task = asyncio.ensure_future(ingest)
+        try:
+            await self.finish()
+        finally:
+            self._pending = (task, rows)
+
+    async def finish(self) -> None:
+        if self._pending is None:
+            return
+        task, rows = self._pending
+        self._pending = None
+        result = await task
+        self.report.new += len(result.new)
+        self.report.edited += len(result.edited)
+        self.report.unchanged += result.unchanged
+        if self.on_rows:
+            self.on_rows(rows)
+
+    async def cancel(self) -> None:
+        if self._pending is not None:
+            task, _ = self._pending
+            self._pending = None
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task

@@ -26,7 +26,7 @@ from core.langid import ENGINES, Detection, LanguageDetector, make_detector
 from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
 from core.query.fts import fts_body
 from core.query.index import QueryIndex, QueryMatch
-from core.query.matcher import Document
+from core.query.matcher import Document, DocumentParts
 from core.query.text import tokenize
 from core.storage import Archive
 from core.storage.rows import entities_json
@@ -152,8 +152,10 @@ class Pipeline:
         )
         self.stories = stories  # near-duplicates and forwards folded into stories
         self._stories_loaded = False
-        # One batch at a time: the stored hashes read below must not race another batch of this process.
-        self._lock = asyncio.Lock()
+        # One batch prepares at a time (the workers, the story index); stores follow in the same order.
+        self._preparing = asyncio.Lock()
+        self._unstored: list[_Turn] = []  # batches prepared and not yet stored, oldest first
+        self._stories_lock = threading.Lock()  # the story index is assigned to in a thread
         self.workers = workers if detector.name in ENGINES else 0  # a worker rebuilds the detector by name
         self._pool: ProcessPoolExecutor | None = None
 
@@ -190,18 +192,36 @@ class Pipeline:
 
         The sink is handed the batch inside the transaction that stores it: a crash keeps the posts and
         their alerts together or loses both (and the batch is read again), never the alerts alone.
-        """
-        async with self._lock:
-            index = await self.queries.current() if alerts and self.queries is not None else None
-            return await self._store([normalise(raw) for raw in raws], progress, index, alerts)
 
-    async def _store(
-        self,
-        posts: list[RawPost],
-        progress: ChannelProgress | None,
-        index: QueryIndex | None,
-        alerts: bool,
-    ) -> SaveResult:
+        Batches are prepared (language, words, matches, stories) one at a time and stored one at a time,
+        in the order they were prepared; a batch prepares while the one before it is being stored (both
+        cores busy, when the caller has the next batch in flight) unless they share a post, in which case
+        it waits for that store to read what it left.
+        """
+        posts = [normalise(raw) for raw in raws]
+        keys = frozenset((raw.channel_id, raw.message_id) for raw in posts)
+        async with self._preparing:
+            earlier = list(self._unstored)
+            for turn in earlier:
+                if turn.keys & keys:
+                    await turn.stored.wait()
+            index = await self.queries.current() if alerts and self.queries is not None else None
+            batch = await self._prepare_batch(posts, index, alerts)
+            turn = _Turn(keys)
+            self._unstored.append(turn)
+        try:
+            for previous in earlier:
+                await previous.stored.wait()
+            return await self._store(batch, progress, index, alerts)
+        except BaseException:
+            self._forget(posts, batch.known)
+            raise
+        finally:
+            self._unstored.remove(turn)
+            turn.stored.set()
+
+    async def _prepare_batch(self, posts: list[RawPost], index: QueryIndex | None, alerts: bool) -> _Batch:
+        """Everything a batch needs before its transaction: what is stored already, and the CPU work."""
         hashes = [content_hash(raw) for raw in posts]
         known: dict[int, dict[int, str]] = {}
         for channel_id in {raw.channel_id for raw in posts}:
@@ -221,7 +241,11 @@ class Pipeline:
             for channel_id in known:
                 channel = await self.archive.get_channel(channel_id)
                 usernames[channel_id] = channel.username if channel is not None else None
-        prepared = await self._prepare(posts, known, to_detect, matching, usernames)
+        try:
+            prepared = await self._prepare(posts, known, to_detect, matching, usernames)
+        except BaseException:
+            self._forget(posts, known)
+            raise
         processed = []
         for i, raw in enumerate(posts):
             found = prepared.langs.get(i, UNDETERMINED)
@@ -232,6 +256,16 @@ class Pipeline:
                     prepared.fts.get(i),
                 )
             )  # fmt: skip
+        return _Batch(posts, known, prepared, processed)
+
+    async def _store(
+        self,
+        batch: _Batch,
+        progress: ChannelProgress | None,
+        index: QueryIndex | None,
+        alerts: bool,
+    ) -> SaveResult:
+        posts, prepared = batch.posts, batch.prepared
 
         async def hand_over(result: SaveResult) -> None:
             items = [
@@ -253,22 +287,19 @@ class Pipeline:
             except Exception:  # a fault of the alert stage itself must never keep posts out of the archive
                 log.exception("alerts_failed posts=%s", len(items))
 
-        try:
-            result = await self.archive.save_posts(
-                processed, progress=progress, then=hand_over if alerts else None
-            )
-        except BaseException:
-            self._forget(posts, known)
-            raise
+        result = await self.archive.save_posts(
+            batch.processed, progress=progress, then=hand_over if alerts else None
+        )
         if self.stories is not None:
             signatures = {
                 (posts[i].channel_id, posts[i].message_id): sig for i, (_, sig) in prepared.stories.items()
             }
-            for post in result.edited:  # the story stays; its text, and so its signature, changed
-                key = (post.channel_id, post.message_id)
-                self.stories.remove(key)
-                if signatures.get(key) and post.story_id:
-                    self.stories.add_existing(key, post.story_id, signatures[key], post.date)
+            with self._stories_lock:  # the next batch may be assigning stories in a thread
+                for post in result.edited:  # the story stays; its text, and so its signature, changed
+                    key = (post.channel_id, post.message_id)
+                    self.stories.remove(key)
+                    if signatures.get(key) and post.story_id:
+                        self.stories.add_existing(key, post.story_id, signatures[key], post.date)
         for post in result.new:
             log.debug("post_saved channel=%s id=%s lang=%s", post.channel_id, post.message_id, post.lang)
         return result
@@ -294,14 +325,16 @@ class Pipeline:
             signing = self.stories is not None
             futures = [
                 loop.run_in_executor(
-                    pool, analyse, self.detector.name, [posts[i].text for i in chunk], signing
+                    pool, analyse, self.detector.name, [posts[i].text for i in chunk], signing, True
                 )
                 for chunk in chunks
             ]
             for chunk, future in zip(chunks, futures, strict=True):
-                for i, (lang, confidence, blob) in zip(chunk, await future, strict=True):
+                for i, (lang, confidence, blob, parts) in zip(chunk, await future, strict=True):
                     prepared.langs[i] = Detection(lang, confidence)
                     prepared.signatures[i] = blob
+                    if parts is not None:
+                        prepared.parts[i] = parts
                 await asyncio.to_thread(self._words, posts, chunk, matching, usernames, prepared)
         if self.stories is not None:
             stories = self.stories
@@ -330,13 +363,15 @@ class Pipeline:
         usernames: dict[int, str | None],
         prepared: _Prepared,
     ) -> None:
-        """Tokenise once, for the full-text index's body and, when queries are live, for matching."""
+        """Tokenise once, for the full-text index's body and, when queries are live, for matching (a worker
+        may have done it: `prepared.parts`)."""
         for i in changed:
             raw = posts[i]
             if not raw.text:
                 continue
-            tokens = tokenize(raw.text)
-            prepared.fts[i] = fts_body(raw.text, tokens)
+            parts = prepared.parts.get(i)
+            tokens = tokenize(raw.text) if parts is None else None
+            prepared.fts[i] = fts_body(raw.text, tokens) if parts is None else " ".join(parts.norms)
             if matching is not None:
                 doc = Document.of(
                     raw.text,
@@ -344,6 +379,7 @@ class Pipeline:
                     channel_id=raw.channel_id,
                     channel_username=usernames.get(raw.channel_id),
                     tokens=tokens,
+                    parts=parts,
                 )
                 prepared.matches[(raw.channel_id, raw.message_id)] = (raw.text, tuple(matching.match(doc)))
 
@@ -376,8 +412,8 @@ class Pipeline:
             matches = tuple(index.match(doc))
         return Handover(post, edited, matches)
 
-    @staticmethod
     def _assign_stories(
+        self,
         stories: StoryIndex,
         posts: list[RawPost],
         known: dict[int, dict[int, str]],
@@ -385,6 +421,17 @@ class Pipeline:
         signatures: dict[int, bytes],
     ) -> dict[int, tuple[str | None, bytes]]:
         """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits."""
+        with self._stories_lock:
+            return self._assign_locked(stories, posts, known, changed, signatures)
+
+    @staticmethod
+    def _assign_locked(
+        stories: StoryIndex,
+        posts: list[RawPost],
+        known: dict[int, dict[int, str]],
+        changed: list[int],
+        signatures: dict[int, bytes],
+    ) -> dict[int, tuple[str | None, bytes]]:
         new = sorted(
             (i for i in changed if posts[i].message_id not in known[posts[i].channel_id]),
             key=lambda i: (posts[i].date, posts[i].channel_id, posts[i].message_id),
@@ -413,9 +460,10 @@ class Pipeline:
     def _forget(self, posts: list[RawPost], known: dict[int, dict[int, str]]) -> None:
         """A batch that was not stored must not found stories."""
         if self.stories is not None:
-            for raw in posts:
-                if raw.message_id not in known.get(raw.channel_id, {}):
-                    self.stories.remove((raw.channel_id, raw.message_id))
+            with self._stories_lock:
+                for raw in posts:
+                    if raw.message_id not in known.get(raw.channel_id, {}):
+                        self.stories.remove((raw.channel_id, raw.message_id))
 
 
 @dataclass(slots=True)
@@ -424,9 +472,28 @@ class _Prepared:
 
     langs: dict[int, Detection] = field(default_factory=dict)
     signatures: dict[int, bytes] = field(default_factory=dict)  # story signatures a worker computed
+    parts: dict[int, DocumentParts] = field(default_factory=dict)  # words and stem keys a worker found
     fts: dict[int, str] = field(default_factory=dict)
     matches: dict[Key, tuple[str, tuple[QueryMatch, ...]]] = field(default_factory=dict)  # (text, matches)
     stories: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A prepared batch, waiting for its turn to be stored."""
+
+    posts: list[RawPost]
+    known: dict[int, dict[int, str]]  # stored content hashes by channel and message id
+    prepared: _Prepared
+    processed: list[ProcessedPost]
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A batch between its preparation and the end of its store."""
+
+    keys: frozenset[Key]
+    stored: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 WORKER_CHUNK = 100  # posts per worker task: small enough to overlap, large enough to pay the pickling
@@ -448,11 +515,22 @@ def _detector(engine: str) -> LanguageDetector:
     return make_detector(engine)
 
 
-def analyse(engine: str, texts: list[str], sign: bool) -> list[tuple[str, float, bytes]]:
-    """(language, confidence, story signature or b"") of each text: a worker process's share of a batch."""
+def analyse(
+    engine: str, texts: list[str], sign: bool, words: bool = False
+) -> list[tuple[str, float, bytes, DocumentParts | None]]:
+    """(language, confidence, story signature or b"", words or None) of each text: a worker process's share
+    of a batch. `words`: also the text's words and their stem keys in its language, for the full-text
+    index and the matcher."""
     detector = _detector(engine)
     found = []
     for text in texts:
         detection = detector.detect(text)
-        found.append((detection.lang, detection.confidence, story_signature(text) if sign else b""))
+        found.append(
+            (
+                detection.lang,
+                detection.confidence,
+                story_signature(text) if sign else b"",
+                DocumentParts.of(text, detection.lang) if words and text else None,
+            )
+        )
     return found

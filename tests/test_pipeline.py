@@ -129,6 +129,7 @@ async def test_worker_processes_give_the_same_posts_stories_and_matches(tmp_path
     index = QueryIndex()
     index.add(1, compile_query("Алматы"))
     index.add(2, compile_query("protest*"))
+    index.add(3, compile_query('"освободить задержанного" OR звільнити'))  # stems of both languages
     seen = []
     for workers in (0, 1):
         archive = await SqliteArchive.open(tmp_path / f"w{workers}.db")
@@ -140,7 +141,7 @@ async def test_worker_processes_give_the_same_posts_stories_and_matches(tmp_path
             result = await pipeline.ingest(batch)
             edited = await pipeline.ingest([RawPost(7, 100, T0, texts[1], edit_date=T0 + timedelta(hours=1))])
             rows = await archive.story_rows(T0 - timedelta(days=1))
-            found = await archive.search_candidates('"алматы"')
+            found = await archive.search_candidates('"алматы" OR "activists" OR "затриманих"')
         finally:
             pipeline.close()
             await archive.close()
@@ -148,13 +149,15 @@ async def test_worker_processes_give_the_same_posts_stories_and_matches(tmp_path
         seen.append(
             (
                 [(p.message_id, p.lang, p.lang_confidence, p.story_id) for p in result.new],
-                [(item.post.message_id, [m.query_id for m in item.matches]) for item in sink.items],
+                [(i.post.message_id, [(m.query_id, m.spans) for m in i.matches]) for i in sink.items],
                 [(r.message_id, r.story_id, r.signature) for r in rows],
                 [p.message_id for p in found],
                 [p.versions for p in edited.edited],
             )
         )
     assert seen[0] == seen[1]
+    assert {qid for _, found in seen[0][1] for qid, _ in found} == {1, 2, 3}  # every kind of word matched
+    assert len(seen[0][3]) >= 3  # the full-text index found posts of all three languages
     stories = {message_id: story for message_id, _, _, story in seen[0][0]}
     assert stories[102] == stories[100] == "7:100"  # the copy joined the first post's story
 

@@ -56,6 +56,40 @@ def spans_within(spans: Sequence[Span], start: int, end: int) -> list[tuple[int,
     return [(s.start - start, s.end - start) for s in spans if s.start >= start and s.end <= end]
 
 
+class DocumentParts(NamedTuple):
+    """What a `Document` computes from its text and language, as plain lists: a worker process builds
+    them beside language detection and sends them back (`Document.of(text, parts=...)`), so the
+    process that matches only looks the queries up."""
+
+    words: list[str]  # the tokens as written (`scan`)
+    scanned_norms: list[str]  # their folded forms, "" for a word that folds to nothing
+    norms: list[str]  # the folded forms without those
+    distinct: list[str]  # the distinct folded words…
+    keys: list[tuple[str, ...]]  # …and the stem keys of each, for a post in that language
+
+    @classmethod
+    def of(cls, text: str, lang: str | None) -> DocumentParts:
+        words, scanned = scan(text)
+        norms = scanned if all(scanned) else [n for n in scanned if n]
+        distinct, keys = _keyed(norms, lang)
+        return cls(words, scanned, norms, distinct, keys)
+
+
+class _Keyed(NamedTuple):
+    distinct: list[str]
+    keys: list[tuple[str, ...]]
+
+
+def _keyed(norms: list[str], lang: str | None) -> _Keyed:
+    """The distinct words of `norms` with their stem keys for a post in `lang`."""
+    cache = doc_stem_keys_cache(lang)
+    distinct = list(set(norms))
+    keys = list(map(cache.get, distinct))
+    if None in keys:
+        keys = [cache.add(w) if k is None else k for w, k in zip(distinct, keys, strict=True)]
+    return _Keyed(distinct, keys)  # type: ignore[arg-type]
+
+
 class Document:
     """A post as the matcher sees it: its folded words and their stem keys, built once per post.
 
@@ -87,6 +121,7 @@ class Document:
         lang: str | None = None,
         channel_id: int | None = None,
         channel_username: str | None = None,
+        parts: DocumentParts | None = None,
     ) -> None:
         self.text = text
         self.lang = lang
@@ -98,20 +133,21 @@ class Document:
         self._words: dict[str, list[int]] | None = None
         self._stems: dict[str, list[int]] | None = None
         self._scanned: tuple[list[str], list[str]] | None = None
-        if tokens is None:
-            self._scanned = scan(text)
-            norms = self._scanned[1]
-            self.norms: list[str] = norms if all(norms) else [n for n in norms if n]
+        if parts is None:
+            if tokens is None:
+                self._scanned = scan(text)
+                norms = self._scanned[1]
+                self.norms: list[str] = norms if all(norms) else [n for n in norms if n]
+            else:
+                self.norms = [t.norm for t in tokens]
+            distinct, keys = _keyed(self.norms, lang)
         else:
-            self.norms = [t.norm for t in tokens]
-        self.word_set: set[str] = set(self.norms)  # the distinct folded words
-        cache = doc_stem_keys_cache(lang)
-        distinct = list(self.word_set)
-        keys = list(map(cache.get, distinct))
-        if None in keys:
-            keys = [cache.add(w) if k is None else k for w, k in zip(distinct, keys, strict=True)]
-        self._word_keys: tuple[list[str], list[tuple[str, ...]]] = (distinct, keys)  # type: ignore[assignment]
-        self.stem_set: set[str] = set(chain.from_iterable(keys))  # type: ignore[arg-type]
+            self._scanned = (parts.words, parts.scanned_norms)
+            self.norms = parts.norms
+            distinct, keys = parts.distinct, parts.keys
+        self.word_set: set[str] = set(distinct)  # the distinct folded words
+        self._word_keys = (distinct, keys)
+        self.stem_set: set[str] = set(chain.from_iterable(keys))
 
     @classmethod
     def of(
@@ -122,9 +158,10 @@ class Document:
         channel_id: int | None = None,
         channel_username: str | None = None,
         tokens: list[Token] | None = None,
+        parts: DocumentParts | None = None,
     ) -> Document:
-        """`tokens`, when given, must be `tokenize(text)`."""
-        return cls(text, tokens, lang, channel_id, (channel_username or "").lower() or None)
+        """`tokens`, when given, must be `tokenize(text)`; `parts`, `DocumentParts.of(text, lang)`."""
+        return cls(text, tokens, lang, channel_id, (channel_username or "").lower() or None, parts)
 
     @property
     def tokens(self) -> list[Token]:
