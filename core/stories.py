@@ -15,10 +15,12 @@ How (docs/stories.md has the evaluation behind every number here):
   ("курс выше 14,50 / 15 руб.") than it saved edited copies.
 * Shingles are overlapping runs of `SHINGLE_WORDS` (4) tokens; in CJK/Thai text, where every character is
   a token, of `SHINGLE_CHARS` (5) characters.
-* MinHash with `NUM_PERM` (128) independent hash functions: each shingle is hashed once with SHAKE-128 into
-  128 values of 31 bits, and the signature keeps the per-position minimum, taken by numpy over all the
-  shingles at once (the hashing is most of the cost; the minima were twice as slow with big-integer lane
-  arithmetic). Stable across processes and platforms: no `hash()`, no seeds.
+* MinHash with `NUM_PERM` (128) hash functions: each shingle gets one 64-bit hash (a polynomial hash of
+  its code points mod 2**64, mixed by MurmurHash3's finaliser; computed by numpy for all the shingles of a
+  text at once, from one prefix sum over the fingerprint), and value i is ((A_i·x + B_i) mod 2**64) >> 33,
+  31 bits, with fixed odd multipliers A_i and addends B_i; the signature keeps the per-position minimum,
+  taken by numpy over all the shingles at once. Stable across processes and platforms: no `hash()`, no
+  seeds from the environment (A and B come from SHAKE-128 of a fixed label).
 * `StoryIndex` keeps the signatures of the last `WINDOW` (72 h) of posts in LSH buckets (`BANDS` bands of
   `ROWS` values); candidates that share a bucket are confirmed by the estimated Jaccard similarity (the
   share of equal signature values) ≥ `THRESHOLD`. The buckets are one sorted numpy array of 64-bit band
@@ -37,7 +39,7 @@ import heapq
 import random
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -45,6 +47,7 @@ from itertools import count
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "BANDS",
@@ -86,7 +89,7 @@ SHINGLE_CHARS = 5  # shingle width when most tokens are single CJK/Thai characte
 NUMBERS: NumberPolicy = "keep"
 # Bump when anything that changes signature values changes (hashing, shingling, fingerprinting, NUM_PERM):
 # `StoryIndex.add_existing` refuses stored signatures of another version; recompute them from the text.
-SIGNATURE_VERSION = 1
+SIGNATURE_VERSION = 2  # 1: SHAKE-128 values per shingle
 
 # --- fingerprinting ---------------------------------------------------------------------------------
 
@@ -98,40 +101,43 @@ _URL = re.compile(
 _MARKDOWN_LINK = re.compile(r"\]\((?:[^()\s]|\([^()\s]*\))*\)")  # the "(url)" of [text](url)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _TAG = re.compile(r"(?<![\w&])[#@＃＠]\w+")
+# What every match of the costly regexes above contains (a URL: "/" or "www."): they run only where it is.
+_WWW = re.compile(r"www\.", re.IGNORECASE)
+_EMAIL_HINT = re.compile(r"@[\w-]+\.[\w-]")
+_TAG_HINT = re.compile("[#@＃＠]")
 _TOKEN = re.compile(r"[^\W_]+")
 _DIGITS = re.compile(r"\d+")
 # Han, kana, Thai: scripts written without spaces, where every character becomes a token.
 _CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff\u0e00-\u0e7f"
-_CJK_SPLIT = re.compile(f"([{_CJK}])")
 _CJK_CHAR = re.compile(f"[{_CJK}]")
+_CJK_TOKEN = re.compile(f"[^\\W_{_CJK}]+|(?=\\w)[{_CJK}]")  # a run of other letters, or one CJK letter
 # Combining marks that survive NFKC: Latin/Cyrillic accents (stress marks), Hebrew points, Arabic harakat.
 _MARKS = re.compile(
     "[\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u0610-\u061a"
     "\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed\u08d3-\u08ff"
     "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
 )
-_FOLD = str.maketrans(
-    {
-        "ё": "е",
-        "ي": "ی",  # Arabic and Persian keyboards type these letters differently
-        "ى": "ی",
-        "ك": "ک",
-        "ة": "ه",
-        "ۀ": "ه",
-        "أ": "ا",
-        "إ": "ا",
-        "آ": "ا",
-        "\u0640": None,  # tatweel
-        "\u200c": " ",  # zero-width non-joiner: one writer's "می‌رود" is another's "می رود"
-        "\u200b": " ",
-        "\u200d": None,
-        "\u00ad": None,
-        "\u2060": None,
-        "\ufeff": None,
-        **{chr(0x0660 + d): str(d) for d in range(10)},  # Arabic-Indic digits
-        **{chr(0x06F0 + d): str(d) for d in range(10)},  # Persian digits
-    }
-)
+_FOLD = {
+    "ё": "е",
+    "ي": "ی",  # Arabic and Persian keyboards type these letters differently
+    "ى": "ی",
+    "ك": "ک",
+    "ة": "ه",
+    "ۀ": "ه",
+    "أ": "ا",
+    "إ": "ا",
+    "آ": "ا",
+    "\u0640": "",  # tatweel
+    "\u200c": " ",  # zero-width non-joiner: one writer's "می‌رود" is another's "می رود"
+    "\u200b": " ",
+    "\u200d": "",
+    "\u00ad": "",
+    "\u2060": "",
+    "\ufeff": "",
+    **{chr(0x0660 + d): str(d) for d in range(10)},  # Arabic-Indic digits
+    **{chr(0x06F0 + d): str(d) for d in range(10)},  # Persian digits
+}  # no replacement is itself folded, so replacing one character after the other is one translation
+_FOLDED = re.compile("[" + re.escape("".join(_FOLD)) + "]")
 
 # A trailing line is a channel signature when it carries a link or asks the reader to subscribe/read
 # more and has at most _SIGNATURE_WORDS other words ("Читать нас без VPN: bit.ly/…", "Задать вопрос: …"),
@@ -147,11 +153,23 @@ _SIGNATURE_HINT = re.compile(
 )
 
 
+def _drop_links(text: str) -> str:
+    """`text` with URLs replaced by a space."""
+    return _URL.sub(" ", text) if "/" in text or _WWW.search(text) else text
+
+
+def _drop_tags(text: str) -> str:
+    """`text` with @mentions and #hashtags replaced by a space."""
+    return _TAG.sub(" ", text) if _TAG_HINT.search(text) else text
+
+
 def _is_signature_line(line: str) -> bool:
-    unlinked = _URL.sub(" ", _MARKDOWN_LINK.sub("] ", line))
-    words = len(_TOKEN.findall(_TAG.sub(" ", unlinked)))
+    unlinked = _drop_links(_MARKDOWN_LINK.sub("] ", line) if "](" in line else line)
+    words = len(_TOKEN.findall(_drop_tags(unlinked)))
+    if words > _SIGNATURE_WORDS:  # too long for either kind of signature line
+        return False
     if unlinked != line or _SIGNATURE_HINT.search(line):
-        return words <= _SIGNATURE_WORDS
+        return True
     return words <= _TAG_LINE_WORDS and bool(_TAG.search(line))
 
 
@@ -173,22 +191,32 @@ def strip_signature(text: str) -> str:
 
 
 def _fold(text: str) -> str:
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
-    if not folded.isascii():
-        folded = _MARKS.sub("", folded)
-        if _CJK_CHAR.search(folded):  # the split's template substitution is costly even when nothing matches
-            folded = _CJK_SPLIT.sub(r" \1 ", folded)
-    return folded
+    if "\xa0" in text:  # NFKC gives " " anyway; without it, most texts pass normalize()'s quick check
+        text = text.replace("\xa0", " ")
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if folded.isascii():
+        return folded
+    # str.replace per folded character present: str.translate looks every character up in a dict (~20x)
+    for char in set(_FOLDED.findall(folded)):
+        folded = folded.replace(char, _FOLD[char])
+    return _MARKS.sub("", folded)
+
+
+def _words(folded: str) -> list[str]:
+    """The word tokens of a folded text; a CJK/Thai letter is a token by itself."""
+    if folded.isascii() or not _CJK_CHAR.search(folded):
+        return _TOKEN.findall(folded)
+    return _CJK_TOKEN.findall(folded)
 
 
 def _tokens(text: str, numbers: NumberPolicy = NUMBERS, *, cut: bool = True) -> list[str]:
     body = strip_signature(text) if cut else text
     if "](" in body:
         body = _MARKDOWN_LINK.sub("] ", body)
-    if "@" in body:
+    if _EMAIL_HINT.search(body):
         body = _EMAIL.sub(" ", body)
-    body = _TAG.sub(" ", _URL.sub(" ", body))
-    tokens = _TOKEN.findall(_fold(body))
+    body = _drop_tags(_drop_links(body))
+    tokens = _words(_fold(body))
     if numbers == "keep":
         return tokens
     if numbers == "drop":
@@ -206,11 +234,14 @@ def fingerprint_text(text: str) -> str:
 
 
 def _cjk_count(tokens: list[str]) -> int:
-    return sum(1 for t in tokens if len(t) == 1 and _CJK_CHAR.match(t))
+    """How many tokens are one CJK/Thai character."""
+    singles = "".join([t for t in tokens if len(t) == 1])
+    return 0 if singles.isascii() else len(_CJK_CHAR.findall(singles))
 
 
-def _weight(tokens: list[str]) -> float:
-    cjk = _cjk_count(tokens)
+def _weight(tokens: list[str], cjk: int | None = None) -> float:
+    if cjk is None:
+        cjk = _cjk_count(tokens)
     return (len(tokens) - cjk) + CJK_WEIGHT * cjk
 
 
@@ -219,13 +250,17 @@ def is_judgeable(text: str) -> bool:
     return _weight(_tokens(text)) >= MIN_WORDS
 
 
+def _width(tokens: list[str], cjk: int, words: int | None = None, chars: int | None = None) -> int:
+    """Shingle width in tokens: characters when most tokens are CJK/Thai characters, else words."""
+    if 2 * cjk > len(tokens):
+        return SHINGLE_CHARS if chars is None else chars
+    return SHINGLE_WORDS if words is None else words
+
+
 def _shingle_set(tokens: list[str], words: int | None = None, chars: int | None = None) -> set[str]:
     if not tokens:
         return set()
-    if 2 * _cjk_count(tokens) > len(tokens):
-        width = SHINGLE_CHARS if chars is None else chars
-    else:
-        width = SHINGLE_WORDS if words is None else words
+    width = _width(tokens, _cjk_count(tokens), words, chars)
     if len(tokens) <= width:
         return {" ".join(tokens)}
     return {" ".join(tokens[i : i + width]) for i in range(len(tokens) - width + 1)}
@@ -238,12 +273,115 @@ def shingles(text: str) -> set[str]:
 
 # --- MinHash ---------------------------------------------------------------------------------------
 #
-# A signature is NUM_PERM little-endian uint32 values of 31 bits (bit 31 stays 0: the guard bit that the
-# lane arithmetic of `_agreement` needs).
+# A shingle's hash is the polynomial hash of its code points, sum(c_j * BASE**j) mod 2**64, mixed by
+# MurmurHash3's 64-bit finaliser. All shingles of a text are hashed at once: they are substrings of the
+# space-joined tokens, so one prefix sum of c_j * BASE**j over that string gives every shingle's value as
+# (prefix[end] - prefix[start]) * BASE**-start (BASE is odd, so invertible mod 2**64).
+# Value i of a shingle with hash x is ((A_i * x + B_i) mod 2**64) >> 33 (multiply-add-shift), with fixed
+# odd A_i and B_i from SHAKE-128 of a fixed label; the signature keeps each value's minimum over the
+# shingles. A signature is NUM_PERM little-endian uint32 values of 31 bits (bit 31 stays 0: the guard bit
+# that the lane arithmetic of `_agreement` needs).
 
+Hashes = npt.NDArray[np.uint64]
+Codes = npt.NDArray[np.uint32]
+Positions = npt.NDArray[np.intp]
 _HEADER = bytes([SIGNATURE_VERSION])
 _MASK64 = (1 << 64) - 1
-_VALUE_MASK = np.uint32(0x7FFFFFFF)
+_BASE = 0x9E3779B97F4A7C15  # odd
+_FMIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
+_SHIFT = np.uint64(33)  # 64 - 31 value bits
+_POWERS_CACHED = 1 << 16  # longer strings get their powers computed afresh
+_CHUNK = 2048  # shingles per (shingles × NUM_PERM) block: bounds the memory a huge text takes
+
+
+def _power_table(n: int, base: int) -> Hashes:
+    """base**j mod 2**64 for j < n."""
+    table = np.full(n, base, dtype=np.uint64)
+    table[0] = 1
+    return np.multiply.accumulate(table)
+
+
+_powers_cache = (_power_table(4096, _BASE), _power_table(4096, pow(_BASE, -1, 1 << 64)))
+
+
+def _powers(n: int) -> tuple[Hashes, Hashes]:
+    """(BASE**j, BASE**-j) mod 2**64 for j < at least n."""
+    global _powers_cache
+    if len(_powers_cache[0]) >= n:
+        return _powers_cache
+    size = 1 << (n - 1).bit_length()
+    powers = (_power_table(size, _BASE), _power_table(size, pow(_BASE, -1, 1 << 64)))
+    if size <= _POWERS_CACHED:
+        _powers_cache = powers
+    return powers
+
+
+@lru_cache(maxsize=4)
+def _permutations(num_perm: int) -> tuple[Hashes, Hashes]:
+    """(A, B): num_perm odd multipliers and num_perm addends; the first k are the same for every num_perm."""
+    stream = hashlib.shake_128(b"tgmon stories minhash v2").digest(16 * num_perm)
+    pairs = np.frombuffer(stream, dtype="<u8").astype(np.uint64).reshape(num_perm, 2)
+    return pairs[:, 0] | np.uint64(1), pairs[:, 1].copy()
+
+
+def _span_hashes(codes: Codes, starts: Positions, ends: Positions) -> Hashes:
+    """The 64-bit hash of codes[start:end] for each (start, end) pair, as uint64."""
+    powers, inverses = _powers(len(codes) + 1)
+    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+    np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
+    x: Hashes = (prefix[ends] - prefix[starts]) * inverses[starts]
+    x ^= x >> _SHIFT  # MurmurHash3's fmix64
+    x *= _FMIX[0]
+    x ^= x >> _SHIFT
+    x *= _FMIX[1]
+    x ^= x >> _SHIFT
+    return x
+
+
+def _code_points(text: str) -> Codes:
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+def _shingle_hashes(tokens: list[str], width: int) -> Hashes:
+    """The hashes of the shingles of `width` tokens (a repeated shingle repeats its hash)."""
+    if not tokens:
+        return np.empty(0, dtype=np.uint64)
+    codes = _code_points(f" {' '.join(tokens)} ")
+    spaces = np.flatnonzero(codes == 32)  # around every token (a token has none): token k is between k, k+1
+    count = max(len(tokens) - width + 1, 1)  # a text shorter than the width is one shingle
+    return _span_hashes(codes, spaces[:count] + 1, spaces[min(width, len(tokens)) :])
+
+
+def _string_hashes(strings: list[str]) -> Hashes:
+    """The same hash as `_shingle_hashes` gives, of each string."""
+    lengths = np.fromiter(map(len, strings), dtype=np.intp, count=len(strings))
+    ends = np.cumsum(lengths)
+    return _span_hashes(_code_points("".join(strings)), ends - lengths, ends)
+
+
+def _minhash_of(hashes: Hashes, num_perm: int = NUM_PERM) -> bytes:
+    """Per-position minimum of the shingle hashes' num_perm values, as 4 * num_perm little-endian bytes."""
+    if not len(hashes):
+        return b"\xff\xff\xff\x7f" * num_perm
+    mult, add = _permutations(num_perm)
+    low = _lowest(hashes[:_CHUNK], mult, add)
+    for start in range(_CHUNK, len(hashes), _CHUNK):
+        np.minimum(low, _lowest(hashes[start : start + _CHUNK], mult, add), out=low)
+    low >>= _SHIFT  # the minimum of the top 31 bits is the top 31 bits of the minimum
+    return bytes(low.astype("<u4"))
+
+
+def _lowest(hashes: Hashes, mult: Hashes, add: Hashes) -> Hashes:
+    """Per position i, the minimum over the hashes x of (mult[i] * x + add[i]) mod 2**64."""
+    values = np.multiply.outer(hashes, mult)
+    values += add
+    lowest: Hashes = values.min(axis=0)
+    return lowest
+
+
+def _minhash(shingle_set: Iterable[str], num_perm: int = NUM_PERM) -> bytes:
+    """`_minhash_of` the hashes of these shingles."""
+    return _minhash_of(_string_hashes(list(shingle_set)), num_perm)
 
 
 @lru_cache(maxsize=4)
@@ -252,17 +390,6 @@ def _lanes(n: int) -> tuple[int, int]:
     values = int.from_bytes(b"\xff\xff\xff\x7f" * n, "little")
     guards = int.from_bytes(b"\x00\x00\x00\x80" * n, "little")
     return values, guards
-
-
-def _minhash(shingle_set: set[str], num_perm: int = NUM_PERM) -> bytes:
-    """Per-position minimum over the shingles' SHAKE-128 values, as 4 * num_perm little-endian bytes."""
-    if not shingle_set:
-        return b"\xff\xff\xff\x7f" * num_perm
-    size = 4 * num_perm
-    shake = hashlib.shake_128
-    digests = b"".join([shake(shingle.encode("utf-8")).digest(size) for shingle in shingle_set])
-    values = np.frombuffer(digests, dtype="<u4").reshape(-1, num_perm) & _VALUE_MASK
-    return bytes(values.min(axis=0).astype("<u4", copy=False).data)
 
 
 def _agreement(a: bytes, b: bytes) -> float:
@@ -276,12 +403,18 @@ def _agreement(a: bytes, b: bytes) -> float:
     return (n - unequal) / n
 
 
+def _signature_of(tokens: list[str]) -> bytes:
+    """The headerless signature of a non-empty token list."""
+    return _minhash_of(_shingle_hashes(tokens, _width(tokens, _cjk_count(tokens))))
+
+
 def signature(text: str) -> bytes:
     """The MinHash signature to persist: a version byte + NUM_PERM × uint32 LE; b"" for a too-short text."""
     tokens = _tokens(text)
-    if _weight(tokens) < MIN_WORDS:
+    cjk = _cjk_count(tokens)
+    if _weight(tokens, cjk) < MIN_WORDS:
         return b""
-    return _HEADER + _minhash(_shingle_set(tokens))
+    return _HEADER + _minhash_of(_shingle_hashes(tokens, _width(tokens, cjk)))
 
 
 def is_current_signature(blob: bytes | None) -> bool:
@@ -308,7 +441,7 @@ def similarity(text_a: str, text_b: str) -> float:
         return 1.0
     if not tokens_a or not tokens_b:
         return 0.0
-    return _agreement(_minhash(_shingle_set(tokens_a)), _minhash(_shingle_set(tokens_b)))
+    return _agreement(_signature_of(tokens_a), _signature_of(tokens_b))
 
 
 # --- forwards ---------------------------------------------------------------------------------------

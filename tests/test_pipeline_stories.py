@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from core.models import RawPost
 from core.pipeline import Pipeline
 from core.storage.sqlite import SqliteArchive
-from core.stories import StoryIndex
+from core.stories import NUM_PERM, SIGNATURE_VERSION, StoryIndex
 from tests.fakes.memory import FixedDetector, RecordingSink
 
 T0 = datetime.now(UTC) - timedelta(hours=5)
@@ -49,6 +52,22 @@ async def test_the_index_is_rebuilt_after_a_restart(archive: SqliteArchive) -> N
     await restarted.ingest([RawPost(2, 20, T0 + timedelta(hours=1), NEWS + " 👍")])
     post = await archive.get_post(2, 20)
     assert post is not None and post.story_id == "1:10"
+
+
+async def test_a_stored_signature_of_an_older_version_is_recomputed_at_start_up(
+    archive: SqliteArchive, tmp_path: Path
+) -> None:
+    pipeline, _ = await make(archive)
+    await pipeline.ingest([RawPost(1, 10, T0, NEWS)])
+    stale = bytes([SIGNATURE_VERSION - 1]) + bytes(4 * NUM_PERM)  # what an older version stored
+    with closing(sqlite3.connect(tmp_path / "tgmon.db")) as db:
+        db.execute("UPDATE posts SET story_sig = ? WHERE channel_id = 1 AND message_id = 10", (stale,))
+        db.commit()
+    assert [row.signature for row in await archive.story_rows(T0 - timedelta(days=1))] == [stale]
+    restarted = Pipeline(archive, FixedDetector(), RecordingSink(), stories=StoryIndex())
+    await restarted.ingest([RawPost(2, 20, T0 + timedelta(hours=1), NEWS + " 👍")])
+    post = await archive.get_post(2, 20)
+    assert post is not None and post.story_id == "1:10"  # the copy met 1:10's signature, recomputed
 
 
 async def test_an_edit_keeps_the_story_and_a_failed_batch_founds_none(archive: SqliteArchive) -> None:

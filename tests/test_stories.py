@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core import stories
 from core.stories import (
     NUM_PERM,
     SIGNATURE_VERSION,
@@ -88,9 +92,116 @@ def test_signature_is_compact_and_deterministic() -> None:
     assert len(blob) == 1 + 4 * NUM_PERM and blob[0] == SIGNATURE_VERSION
     assert is_current_signature(blob) and is_current_signature(b"")
     assert not is_current_signature(b"\x00" + blob[1:]) and not is_current_signature(None)
-    # Hard-coded once: any change to folding, shingling or hashing changes this and needs a new
-    # SIGNATURE_VERSION (stored signatures would no longer compare).
-    assert blob[:17].hex() == "01d8724214d33421083cad1b10e4bbee02"
+    # Hard-coded once (version 2, equal to `reference_signature`): any change to folding, shingling or
+    # hashing changes this and needs a new SIGNATURE_VERSION (stored signatures would no longer compare).
+    assert blob[:17].hex() == "02fad97f016984d702e2daad05d8ff1005"
+
+
+# --- MinHash against its definition ------------------------------------------------------------------
+
+MASK64 = (1 << 64) - 1
+
+
+def reference_hash(shingle: str) -> int:
+    """A shingle's 64-bit hash as documented: sum(ord(c_j) * BASE**j) mod 2**64, then fmix64."""
+    x = sum(ord(c) * pow(0x9E3779B97F4A7C15, j, 1 << 64) for j, c in enumerate(shingle)) & MASK64
+    x ^= x >> 33
+    x = x * 0xFF51AFD7ED558CCD & MASK64
+    x ^= x >> 33
+    x = x * 0xC4CEB9FE1A85EC53 & MASK64
+    return x ^ (x >> 33)
+
+
+def reference_signature(text: str) -> bytes:
+    """`signature()` by its definition, in plain Python: value i = min over shingles of (A_i·x + B_i) >> 33"""
+    stream = hashlib.shake_128(b"tgmon stories minhash v2").digest(16 * NUM_PERM)
+    words = [int.from_bytes(stream[k : k + 8], "little") for k in range(0, len(stream), 8)]
+    hashes = [reference_hash(shingle) for shingle in stories.shingles(text)]
+    pairs = zip(words[::2], words[1::2], strict=True)
+    values = [min(((a | 1) * x + b) & MASK64 for x in hashes) >> 33 for a, b in pairs]
+    return bytes([SIGNATURE_VERSION]) + b"".join(v.to_bytes(4, "little") for v in values)
+
+
+def test_signature_is_the_documented_minhash() -> None:
+    repeated = " ".join(["раз два три четыре"] * 5 + ["пять шесть"])  # repeated shingles
+    for text in (NEWS, OTHER, ENGLISH, CHINESE, repeated, "ข่าว" * 30, "هم‌اكنون علي ۳ " * 4):
+        assert is_judgeable(text)
+        assert signature(text) == reference_signature(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(st.characters(categories=["L", "N"]), min_size=1, max_size=6), max_size=30))
+def test_shingle_hashes_at_once_equal_each_shingle_hashed_alone(tokens: list[str]) -> None:
+    for width in (1, 2, 4):
+        shingle_set = stories._shingle_set(tokens, words=width, chars=width)
+        found = stories._shingle_hashes(tokens, width)
+        assert set(found.tolist()) == {reference_hash(shingle) for shingle in shingle_set}
+        assert stories._minhash_of(found) == stories._minhash(shingle_set)
+
+
+def test_long_texts_hash_like_short_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    words = [f"слово{n}" for n in range(12_000)]  # ~100,000 characters: powers beyond the cached table
+    hashes = stories._shingle_hashes(words, 4)
+    assert len(hashes) == len(words) - 3
+    assert int(hashes[-1]) == reference_hash(" ".join(words[-4:]))
+    whole = stories._minhash_of(hashes)
+    monkeypatch.setattr(stories, "_CHUNK", 1000)  # the minimum taken block by block
+    assert stories._minhash_of(hashes) == whole
+
+
+# --- fingerprint fast paths against the plain definition --------------------------------------------
+
+
+def plain_tokens(text: str) -> list[str]:
+    """`_tokens` without its shortcuts: every regex run, str.translate, CJK characters split apart."""
+    lines = text.rstrip().split("\n")
+    cut, end = 0, len(lines)
+    while end > 1 and cut < 3:
+        line = lines[end - 1]
+        if not line.strip():
+            end -= 1
+            continue
+        unlinked = stories._URL.sub(" ", stories._MARKDOWN_LINK.sub("] ", line))
+        words = len(stories._TOKEN.findall(stories._TAG.sub(" ", unlinked)))
+        if unlinked != line or stories._SIGNATURE_HINT.search(line):
+            signed = words <= 6
+        else:
+            signed = words <= 2 and bool(stories._TAG.search(line))
+        if not signed:
+            break
+        end -= 1
+        cut += 1
+    body = "\n".join(lines[:end]) if cut else text
+    body = stories._EMAIL.sub(" ", stories._MARKDOWN_LINK.sub("] ", body))
+    body = stories._TAG.sub(" ", stories._URL.sub(" ", body))
+    folded = unicodedata.normalize("NFKC", body).casefold().translate(str.maketrans(stories._FOLD))
+    folded = re.sub(f"([{stories._CJK}])", r" \1 ", stories._MARKS.sub("", folded))
+    return stories._TOKEN.findall(folded)
+
+
+TRICKY = (
+    "ab Zw W@#＃＠/.:-_&+ \n\t[]()ёЁйИ İıſK 12,5 😀 ‌​‍­⁠﻿ـ يىكةۀأإآ ٠١٩ ۰۳۹ ً́…№ 中文字ー・゛ ไทย ั๏ฯ \U00020001"
+    "\xa0\u2011\uff1a"
+)
+PIECES = st.sampled_from(
+    [
+        "https://t.me/x/1", "www.Example.com", "bit.ly/abc", "tg://resolve", "[статья](https://e.com/b)",
+        "mail@example.com", "@channel", "#тег", "Подписаться", "subscribe", "канал", "کانال رسمی",
+        "Читать нас", "новость", "市议会周二晚上", "слово", "word", "1/2", "км/ч", "a.b.c/d", "WWW.x",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=TRICKY, max_size=8), PIECES), max_size=40))
+def test_fingerprint_shortcuts_change_nothing(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert stories._tokens(text) == plain_tokens(text)
+
+
+def test_folding_replacements_are_not_folded_again() -> None:
+    """`_fold` replaces one folded character after the other: that is one translation only so."""
+    assert not any(key in value for key in stories._FOLD for value in stories._FOLD.values())
 
 
 def test_similarity_behaves() -> None:
