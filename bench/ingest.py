@@ -15,7 +15,8 @@ day, so matches are fresh and become alerts. Subscribers' queries come from `ben
 terms (the words of the query text); the few that match more than 0.5 % of posts are left out.
 The tgmon run stops after `TGMON_SECONDS` if the posts are not all in by then (the note says how many
 were), so the section keeps to its time share on a slow or busy machine. The note also gives posts per
-CPU-second of this process (all threads), which neighbours on a shared machine disturb less.
+CPU-second of this process (all threads) and its workers (from their /proc counters, start-up excluded),
+which neighbours on a shared machine disturb less, and how that CPU splits between them.
 
 Baseline (same run): the "naive pipeline" of existing monitors — langdetect per post, a Python loop
 evaluating every compiled query against every post (the same matcher, without the index), and one
@@ -30,7 +31,6 @@ import asyncio
 import itertools
 import os
 import random
-import resource
 import sqlite3
 import tempfile
 import time
@@ -60,7 +60,9 @@ COPY_EVERY = 10  # one post in ten repeats a recent post of another channel
 SPAN = timedelta(hours=20)  # post dates: the last 20 hours, so every match is fresh enough to alert
 TGMON_SECONDS = 40.0  # the tgmon run stops early when it takes longer (the note says how many posts)
 NAIVE_SECONDS = 15.0
-WORKERS = 1 if (os.cpu_count() or 1) > 1 else 0  # language and story signatures beside the main process
+# language, story signatures and words beside the main process: one per core (the main process is mostly
+# waiting for them or for SQLite, which works outside the GIL)
+WORKERS = min(os.cpu_count() or 1, 4) if (os.cpu_count() or 1) > 1 else 0
 BROAD = 0.005  # queries matching more than this share of posts are dropped as unrealistic
 
 
@@ -186,7 +188,7 @@ async def _subscribe(store: SubscriptionStore, texts: list[str], subscribers: in
 class Run:
     posts: int
     seconds: float
-    cpu_seconds: float  # this process, all threads: steadier than wall time on a shared machine
+    cpu_seconds: float  # this process (all threads) and its workers: steadier than wall time when shared
     alerts: int
     matches: int
     peak_rss_mb: float
@@ -195,12 +197,16 @@ class Run:
     main_cpu_seconds: float = 0.0  # the pipeline's own process alone (its threads included)
 
 
-def _cpu_time() -> float:
-    """CPU seconds of this process and of its children that have exited and been waited for (the
-    workers, once the pipeline is closed)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+def _worker_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds each running worker has used so far (its start-up and model loading included)."""
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return found
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -242,7 +248,7 @@ async def run_tgmon(
             start_rss = rss_mb("VmRSS")
             profiler = _profiler(profile)
             done = 0
-            cpu, main_cpu = _cpu_time(), time.process_time()
+            main_cpu, workers_before = time.process_time(), _worker_cpu(pipeline.worker_pids())
             started = time.perf_counter()
             in_flight: tuple[asyncio.Task[SaveResult], int] | None = None
             for batch in posts.batches():
@@ -259,10 +265,11 @@ async def run_tgmon(
                 done += in_flight[1]
             seconds = time.perf_counter() - started
             main_cpu = time.process_time() - main_cpu
+            workers_after = _worker_cpu(pipeline.worker_pids())  # not their start-up: it was before
+            cpu = main_cpu + sum(t - workers_before.get(pid, 0.0) for pid, t in workers_after.items())
             peak = rss_mb()
             worker_peak = sum(_peak_rss_mb(pid) for pid in pipeline.worker_pids())
-            pipeline.close()  # the workers' CPU time counts once they have exited
-            cpu = _cpu_time() - cpu
+            pipeline.close()
             if profiler is not None:
                 profiler.stop()
                 assert profile is not None

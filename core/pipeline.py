@@ -421,29 +421,19 @@ class Pipeline:
         signatures: dict[int, bytes],
     ) -> dict[int, tuple[str | None, bytes]]:
         """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits."""
-        with self._stories_lock:
-            return self._assign_locked(stories, posts, known, changed, signatures)
-
-    @staticmethod
-    def _assign_locked(
-        stories: StoryIndex,
-        posts: list[RawPost],
-        known: dict[int, dict[int, str]],
-        changed: list[int],
-        signatures: dict[int, bytes],
-    ) -> dict[int, tuple[str | None, bytes]]:
         new = sorted(
             (i for i in changed if posts[i].message_id not in known[posts[i].channel_id]),
             key=lambda i: (posts[i].date, posts[i].channel_id, posts[i].message_id),
         )
         edited = [i for i in changed if posts[i].message_id in known[posts[i].channel_id]]
         found: dict[int, tuple[str | None, bytes]] = {}
-        for i in new:
-            raw = posts[i]
-            origin = parse_forward_origin(raw.forwarded_from)
-            key = (raw.channel_id, raw.message_id)
-            match = stories.assign(key, raw.text, raw.date, origin, blob=signatures.get(i))
-            found[i] = (match.story_id, match.signature)
+        with self._stories_lock:  # the batch before may be updating the index after its store
+            for i in new:
+                raw = posts[i]
+                origin = parse_forward_origin(raw.forwarded_from)
+                key = (raw.channel_id, raw.message_id)
+                match = stories.assign(key, raw.text, raw.date, origin, blob=signatures.get(i))
+                found[i] = (match.story_id, match.signature)
         for i in edited:
             found[i] = (None, signatures[i] if i in signatures else story_signature(posts[i].text))
         return found
