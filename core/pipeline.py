@@ -389,7 +389,7 @@ class Pipeline:
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_exit_with_parent,
+                initializer=_start_worker,
                 initargs=(os.getpid(),),
             )
         return self._pool
@@ -489,8 +489,10 @@ class _Turn:
 WORKER_CHUNK = 100  # posts per worker task: small enough to overlap, large enough to pay the pickling
 
 
-def _exit_with_parent(parent: int) -> None:
-    """A worker outlives a killed parent (SIGKILL closes none of its pipes): it watches and follows."""
+def _start_worker(parent: int) -> None:
+    """A worker outlives a killed parent (SIGKILL closes none of its pipes): it watches and follows.
+    Its garbage collector runs as the main process's does (`heap.relax`)."""
+    heap.relax()
 
     def watch() -> None:
         while os.getppid() == parent:

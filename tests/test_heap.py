@@ -63,3 +63,14 @@ def test_settle_collects_then_freezes() -> None:
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()
+
+
+def test_settle_collects_young_objects_less_often() -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)  # CPython's defaults
+    try:
+        heap.settle()
+        assert gc.get_threshold() == (heap.YOUNG, 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
