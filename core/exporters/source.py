@@ -10,6 +10,7 @@ matcher before it is written. Memory stays flat: one batch is held at a time.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from core.query.matcher import Document, Query
 from core.storage.sqlite import SqliteArchive, _filter_sql
 
 BATCH = 1000  # posts per fetch, per write and per query-filter pass
+AHEAD = 2  # batches read (and converted) while the caller writes one
 ORDER = "p.date, p.channel_id, p.message_id"  # the export's order
 
 T = TypeVar("T")
@@ -121,14 +123,14 @@ async def _converted(
         rows = rows_cursor.fetchmany(size)
         return (convert(rows), [r[0] for r in rows]) if rows else None
 
-    ahead = asyncio.ensure_future(in_thread(fetch))
+    ahead = deque(asyncio.ensure_future(in_thread(fetch)) for _ in range(AHEAD))
     try:
-        while (fetched := await ahead) is not None:
-            ahead = asyncio.ensure_future(in_thread(fetch))
+        while (fetched := await ahead[0]) is not None:
+            ahead.popleft()
+            ahead.append(asyncio.ensure_future(in_thread(fetch)))
             yield Batch(*fetched)
-    finally:
-        if not ahead.done():  # the cursor is closed after it, in the same thread: let it finish first
-            await asyncio.gather(ahead, return_exceptions=True)
+    finally:  # the cursor is closed after them, in the same thread: let them finish first
+        await asyncio.gather(*ahead, return_exceptions=True)
 
 
 async def count_posts(archive: SqliteArchive, filters: PostFilter) -> int:
