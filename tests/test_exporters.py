@@ -909,29 +909,3 @@ def test_sql_rounding_of_lang_confidence_is_pythons() -> None:
         sql = f"SELECT {records._round4_sql('?1')}"
         got = [conn.execute(sql, (v,)).fetchone()[0] for v in values]
     assert got == [repr(round(v, 4)) for v in values]
-
-
-async def test_parquet_values_are_the_jsonl_values(archive: SqliteArchive, tmp_path: Path) -> None:
-    pq = pytest.importorskip("pyarrow.parquet")
-    await hostile_archive(archive)
-    expected = await references(archive)
-    await export(archive, "parquet", tmp_path / "dump.parquet")
-    table = pq.read_table(tmp_path / "dump.parquet").to_pylist()
-    assert len(table) == len(expected)
-
-    def iso(value: datetime | None) -> str | None:
-        return value and value.isoformat().replace("+00:00", "Z")
-
-    for row, (post, rec) in zip(table, expected, strict=True):
-        assert abs(row.pop("lang_confidence") - post.lang_confidence) < 1e-6
-        assert row.pop("reactions") == (list(post.reactions.items()) if post.reactions else None)
-        entities = row.pop("entities")
-        assert [{k: v for k, v in e.items() if v is not None} for e in entities] == rec["entities"]
-        for name in ("date", "edited", "deleted_at", "collected_at"):
-            row[name] = iso(row[name])
-        for version in row["edit_history"]:
-            version["edit_date"] = iso(version["edit_date"])
-            version["recorded_at"] = iso(version["recorded_at"])
-        assert row == {
-            k: v for k, v in rec.items() if k not in ("schema", "lang_confidence", "reactions", "entities")
-        }

@@ -25,7 +25,7 @@ from typing import IO, Any, Protocol
 
 from core import __version__
 from core.export import iso
-from core.exporters import records
+from core.exporters import records, source
 from core.exporters.files import ExportError, FileRecord
 from core.exporters.flat import SCHEMA_VERSION, CsvWriter, JsonlWriter
 from core.exporters.source import (
@@ -165,20 +165,28 @@ def make_writer(request: ExportRequest, stdout: IO[bytes] | None = None) -> Writ
 
 
 async def _batches(
-    archive: SqliteArchive, request: ExportRequest, query: Query | None, on_read: Callable[[int], None]
+    archive: SqliteArchive,
+    request: ExportRequest,
+    query: Query | None,
+    on_read: Callable[[int], None],
+    convert: Callable[[list[Any]], Any] | None = None,
 ) -> AsyncGenerator[Batch[Any], None]:
     if request.format != "tdesktop":
         any_matches = await has_matches(archive)
-        width = 1
+        width, order = 1, source.ORDER
         if request.format == "csv":
             sql = records.csv_sql(safe=request.csv_safe, any_matches=any_matches)
         elif request.format == "parquet":
-            sql, width = records.parquet_sql(any_matches=any_matches), 2
+            columns = records.parquet_columns(any_matches=any_matches)
+            sql, width = ", ".join(columns.values()), len(columns)
+            order = records.PARQUET_ORDER  # the writer orders posts of the same date
         else:
             sql = records.jsonl_sql(any_matches=any_matches)
         await archive._db.create_function(records.ROUND4, 1, records.round4, deterministic=True)
         async with aclosing(
-            record_batches(archive, sql, request.filters, query, on_read, width=width)
+            record_batches(
+                archive, sql, request.filters, query, on_read, width=width, order=order, convert=convert
+            )
         ) as found:
             async for batch in found:
                 yield batch
@@ -215,7 +223,8 @@ async def run_export(
 
     pending: asyncio.Future[None] | None = None
     try:
-        async with aclosing(_batches(archive, request, query, count_read)) as batches:
+        convert = getattr(writer, "convert", None)  # rows → what its write_batch takes, where they are read
+        async with aclosing(_batches(archive, request, query, count_read, convert)) as batches:
             async for batch in batches:
                 if pending is not None:
                     await pending

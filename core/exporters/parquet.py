@@ -1,6 +1,12 @@
 """Parquet through pyarrow (the optional `parquet` extra): typed columns, zstd, row groups of 50,000 rows
 (fewer when they would hold more than 24 MiB of data).
 
+Where the time goes, per post: SQLite reading the row and Python's sqlite3 module making an object of
+each column (the thread that reads, about half of it), one pass of Arrow's converter over those
+objects (the same thread: see `source._converted`), then, in a background thread that holds no GIL,
+the nested fields parsed (pyarrow's JSON reader, only for the posts that have them) and the row
+groups encoded and compressed. No record is formatted as text and parsed again.
+
 pyarrow is imported when a Parquet export starts, never by `import core.exporters`; it ships no type
 information, so it is handled as `Any` here.
 """
@@ -12,17 +18,17 @@ import importlib
 import io
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 from core import __version__
+from core.exporters import records
 from core.exporters.files import ExportError, FileRecord, OutputFile, part_path
 from core.exporters.flat import SCHEMA_VERSION
 
 ROW_GROUP_ROWS = 50_000
 ROW_GROUP_BYTES = 24 << 20  # …or fewer rows, when their Arrow data reach 24 MiB (long posts): flat memory
-PARSE_BYTES = 4 << 20  # rows are parsed into Arrow this many bytes at a time
+PARSE_BYTES = 4 << 20  # converted rows go to the background thread this many bytes at a time
 COMPRESSION = "zstd"
 SUFFIXES = (".parquet", ".pq")
 # Dictionary encoding only where values repeat: for texts, hashes and links it is tried on every row group
@@ -109,39 +115,49 @@ def arrow_schema(pa: Any) -> Any:
     )
 
 
-def json_schema(pa: Any, schema: Any) -> Any:
-    """What `records.parquet_sql` writes, as pyarrow's JSON reader is told to read it: timestamps as
-    integer microseconds (also inside `edit_history`), `reactions` as a list of key/value pairs."""
+NESTED = ("entities", "reactions", "tags", "matched_queries", "edit_history")  # JSON lines, when present
+ORDER = ("date", "channel_id", "message_id")  # the rows' order; they come in date order only
+EMPTY_IS_NULL = ("reactions",)  # the others are `[]` when absent
+OPEN, CLOSE = b'{"v":', b"}\n"  # around a nested value: a line for pyarrow's JSON reader
+
+
+def _read_type(pa: Any, kind: Any) -> Any:
+    """How pyarrow's JSON reader is told to read a nested field: timestamps as integer microseconds,
+    maps as lists of key/value pairs."""
+    if pa.types.is_timestamp(kind):
+        return pa.int64()
+    if pa.types.is_map(kind):
+        return pa.list_(pa.struct([("key", kind.key_type), ("value", kind.item_type)]))
+    if pa.types.is_list(kind):
+        return pa.list_(_read_type(pa, kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct(
+            [(f.name, _read_type(pa, f.type)) for f in (kind.field(i) for i in range(kind.num_fields))]
+        )
+    return kind
+
+
+def row_type(pa: Any, schema: Any) -> Any:
+    """The rows `records.parquet_columns` selects, the channel id first, as the struct Arrow converts
+    them to in one pass: texts and the nested fields' JSON as bytes, the rest as in the schema;
+    `deleted` is not selected."""
     fields = []
-    for field in schema:
-        if field.name == "text":  # a column of its own, not JSON
-            continue
-        kind = field.type
-        if pa.types.is_timestamp(kind):
-            kind = pa.int64()
-        elif pa.types.is_map(kind):
-            kind = pa.list_(pa.struct([("key", kind.key_type), ("value", kind.item_type)]))
-        elif field.name == "edit_history":
-            item = kind.value_type
-            kind = pa.list_(
-                pa.struct(
-                    [
-                        (f.name, pa.int64() if pa.types.is_timestamp(f.type) else f.type)
-                        for f in (item.field(i) for i in range(item.num_fields))
-                    ]
-                )
-            )
-        elif field.name == "lang_confidence":
-            kind = pa.float64()
-        fields.append(pa.field(field.name, kind))
-    return pa.schema(fields)
+    for name in ["channel_id", *records.parquet_columns(any_matches=False)]:
+        kind = schema.field(name).type
+        if pa.types.is_string(kind) or name in NESTED:
+            kind = pa.binary()
+        fields.append(pa.field(name, kind))
+    return pa.struct(fields)
 
 
 class ParquetWriter:
     """Row groups of `row_group_rows`; with `max_bytes`, parts that are each a complete Parquet file.
 
-    Incoming rows become Arrow record batches (8 MB of them at a time); a row group is written when
-    enough rows are pending, in a background thread, while the next rows are parsed. To split
+    Rows become an Arrow struct array in one pass of Arrow's converter (`convert`): the only step that
+    needs their Python objects, so the only one in the caller's thread. The rest runs in a background
+    thread, where Arrow releases the GIL, while the next rows are read: the posts of a date put in
+    order, the nested fields parsed, record batches built (`PARSE_BYTES` of rows at a time), row groups
+    encoded, compressed and written. The reading runs at most a row group's bytes ahead. To split
     exactly, each row group is first encoded alone in memory to learn its size: a part ends before a
     group that would push it over the limit.
     """
@@ -158,16 +174,27 @@ class ParquetWriter:
         row_group_bytes: int = ROW_GROUP_BYTES,
     ) -> None:
         self.pa, self.pq = load_pyarrow()
-        self.arrow_schema = arrow_schema(self.pa)
+        self.pc = importlib.import_module("pyarrow.compute")
         self._json = importlib.import_module("pyarrow.json")
-        self._parse_options = self._json.ParseOptions(explicit_schema=json_schema(self.pa, self.arrow_schema))
-        self._lines: list[bytes] = []  # rows not yet parsed
-        self._texts: list[bytes] = []
-        self._held = 0
+        self.arrow_schema = arrow_schema(self.pa)
+        self._row_type = row_type(self.pa, self.arrow_schema)
+        self._read_schemas = {
+            name: self.pa.schema([("v", _read_type(self.pa, self.arrow_schema.field(name).type))])
+            for name in NESTED
+        }
+        self._line_start, self._line_end = self.pa.scalar(OPEN), self.pa.scalar(CLOSE)
+        self._nothing = self.pa.scalar(b"")
         self.target = target
         self.max_bytes = max_bytes
         self.row_group_rows = row_group_rows
         self.row_group_bytes = row_group_bytes
+        self._chunks: list[Any] = []  # struct arrays not yet handed to the background thread
+        self._chunk_rows = 0
+        self._chunk_bytes = 0
+        self._queued: list[tuple[Future[None], int]] = []  # background tasks not known done, their bytes
+        self._background: ThreadPoolExecutor | None = None
+        # the background thread's: one task at a time, in order
+        self._carry: list[Any] = []  # rows of the last date seen: more may follow
         self._pending: list[Any] = []  # record batches not yet written
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -175,83 +202,137 @@ class ParquetWriter:
         self._file: OutputFile | None = None
         self._writer: Any = None
         self._estimate = 0  # upper bound of the current part's size: sum of its groups' standalone sizes
-        # Row groups are encoded and compressed in a thread of their own (Arrow releases the GIL), while
-        # the next rows are read and parsed; one group at a time, in order.
-        self._background: ThreadPoolExecutor | None = None
-        self._writing: Future[None] | None = None
 
-    def write_batch(self, rows: Sequence[tuple[bytes, bytes]]) -> None:
-        """(JSON object, text) pairs formatted by `records.parquet_sql`: parsed once enough are held."""
-        if not rows:
-            return
-        lines, texts = zip(*rows, strict=True)
-        self._lines += lines
-        self._texts += texts
-        self._held += sum(map(len, lines)) + sum(map(len, texts))
-        if self._held >= PARSE_BYTES or self._pending_rows + len(self._lines) >= self.row_group_rows:
-            self._parse()
-            if self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes:
-                self._flush()
+    def convert(self, rows: Sequence[tuple[Any, ...]]) -> Any:
+        """Rows selected by `records.parquet_columns`, the channel id first, as a struct array: one pass
+        of Arrow's converter over the tuples (safe in any thread; the export calls it in the thread
+        that read them)."""
+        return self.pa.array(rows, type=self._row_type)
 
-    def _parse(self) -> None:
-        """The held rows as one record batch: the JSON parsed by pyarrow's reader (C++, off the GIL), the
-        texts taken as they are, then every column given its type."""
-        if not self._lines:
+    def write_batch(self, rows: Any) -> None:
+        """Rows (`convert`'s, or as it takes them)."""
+        if not len(rows):
             return
-        pa = self.pa
-        block = max(PARSE_BYTES, max(map(len, self._lines)) + 1)  # a block must hold the longest line
-        options = self._json.ReadOptions(block_size=block, use_threads=False)  # the export is the thread
-        table = self._json.read_json(
-            pa.BufferReader(b"".join(self._lines)), read_options=options, parse_options=self._parse_options
-        )
-        arrays = []
-        for field in self.arrow_schema:
-            if field.name == "text":  # the bytes and their offsets as they are: no copy per value
-                # (not validated again: SQLite holds them as the UTF-8 that Python wrote)
-                offsets = pa.array([0, *accumulate(map(len, self._texts))], pa.int32())
-                data = pa.py_buffer(b"".join(self._texts))
-                arrays.append(pa.StringArray.from_buffers(len(self._texts), offsets.buffers()[1], data))
-                continue
-            column = table.column(field.name).combine_chunks()
-            if pa.types.is_map(field.type):
-                column = pa.MapArray.from_arrays(
-                    column.offsets,
-                    column.values.field("key"),
-                    column.values.field("value"),
-                    type=field.type,
-                    mask=column.is_null(),
-                )
-            elif column.type != field.type:
-                column = column.cast(field.type)
-            arrays.append(column)
-        batch = pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
-        self._lines, self._texts, self._held = [], [], 0
-        self._pending.append(batch)
-        self._pending_rows += batch.num_rows
-        self._pending_bytes += batch.nbytes
+        chunk = rows if isinstance(rows, self.pa.StructArray) else self.convert(rows)
+        self._chunks.append(chunk)
+        self._chunk_rows += len(chunk)
+        self._chunk_bytes += chunk.nbytes
+        if self._chunk_bytes >= PARSE_BYTES or self._chunk_rows >= self.row_group_rows:
+            self._hand_over()
 
-    def _flush(self) -> None:
-        """Hand the pending rows to the background thread (once it has written the previous ones)."""
-        self._parse()
-        if not self._pending:
-            return
-        table = self.pa.Table.from_batches(self._pending, schema=self.arrow_schema)
-        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
-        self._wait()
+    def _hand_over(self, *, last: bool = False) -> None:
+        """Queue the converted rows for the background thread; wait while a row group's worth of bytes
+        is queued already (memory stays flat when the encoding is slower than the reading)."""
+        chunks, size = self._chunks, self._chunk_bytes
+        self._chunks, self._chunk_rows, self._chunk_bytes = [], 0, 0
+        while self._queued and (
+            last or self._queued[0][0].done() or sum(n for _, n in self._queued) + size > self.row_group_bytes
+        ):
+            self._queued.pop(0)[0].result()  # a task's error is raised here
         if self._background is None:
             self._background = ThreadPoolExecutor(1, thread_name_prefix="tgmon-parquet")
-        self._writing = self._background.submit(self._write_table, table)
+        self._queued.append((self._background.submit(self._add, chunks, last), size))
+        if last:
+            self._queued.pop()[0].result()
 
-    def _wait(self) -> None:
-        """Until the background write is done; its error, if any, is raised here."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
-            writing.result()
+    def _add(self, chunks: list[Any], last: bool) -> None:
+        """In the background thread: the rows as a record batch, written once a row group is pending.
 
-    def _stop(self) -> None:
-        if self._background is not None:
-            self._background.shutdown(wait=True)
-            self._background = None
+        The rows come in date order only (`records.PARQUET_ORDER`): posts of the same date are put in
+        channel and message order here, the last date's held back until the next rows (or the end).
+        """
+        pa, pc = self.pa, self.pc
+        parts, self._carry = self._carry + chunks, []
+        rows = parts[0] if len(parts) == 1 else pa.concat_arrays(parts) if parts else None
+        if rows is not None and not last:
+            dates = pc.struct_field(rows, "date")
+            start = pc.index(dates, dates[len(rows) - 1]).as_py()  # the last date's first row
+            self._carry = [rows.slice(start)]
+            rows = rows.slice(0, start)
+        if rows is not None and len(rows):
+            batch = self._record_batch(self._in_order(rows))
+            self._pending.append(batch)
+            self._pending_rows += batch.num_rows
+            self._pending_bytes += batch.nbytes
+        if self._pending and (
+            last or self._pending_rows >= self.row_group_rows or self._pending_bytes >= self.row_group_bytes
+        ):
+            table = pa.Table.from_batches(self._pending, schema=self.arrow_schema)
+            self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+            self._write_table(table)
+
+    def _in_order(self, rows: Any) -> Any:
+        """Rows in date order, those of the same date put in (channel, message) order."""
+        pa, pc = self.pa, self.pc
+        keys = [pc.struct_field(rows, name) for name in ORDER]
+        before, after = [k.slice(0, len(k) - 1) for k in keys], [k.slice(1) for k in keys]
+        # a row out of order: its date the previous row's, its (channel, message) smaller
+        same_date = pc.equal(before[0], after[0])
+        smaller = pc.or_(
+            pc.less(after[1], before[1]), pc.and_(pc.equal(after[1], before[1]), pc.less(after[2], before[2]))
+        )
+        if not pc.any(pc.and_(same_date, smaller)).as_py():
+            return rows
+        return rows.take(
+            pc.sort_indices(pa.table(dict(zip(ORDER, keys, strict=True))), [(k, "ascending") for k in ORDER])
+        )
+
+    def _record_batch(self, rows: Any) -> Any:
+        """The rows' columns with the schema's types: texts as they are (UTF-8 as SQLite holds it, which
+        Python wrote), the nested fields parsed, `deleted` and the default `story_id` computed."""
+        pa, pc = self.pa, self.pc
+        columns = {}
+        for field, column in zip(self._row_type, rows.flatten(), strict=True):
+            if field.name in NESTED:
+                column = self._nested(field.name, column)
+            elif self.arrow_schema.field(field.name).type == pa.string():
+                column = column.view(pa.string())
+            columns[field.name] = column
+        own_story = pc.binary_join_element_wise(
+            columns["channel_id"].cast(pa.string()), columns["message_id"].cast(pa.string()), ":"
+        )
+        columns["story_id"] = pc.coalesce(columns["story_id"], own_story)
+        columns["deleted"] = columns["deleted_at"].is_valid()
+        return pa.RecordBatch.from_arrays(
+            [columns[f.name] for f in self.arrow_schema], schema=self.arrow_schema
+        )
+
+    def _nested(self, name: str, values: Any) -> Any:
+        """A nested column from its JSON values (null where the field is empty): the present ones parsed,
+        then spread over every row, the others empty lists (or null)."""
+        pa, pc = self.pa, self.pc
+        kind = self.arrow_schema.field(name).type
+        schema = self._read_schemas[name]
+        present = values.drop_null()
+        if len(present):
+            lines = pc.binary_join_element_wise(self._line_start, present, self._line_end, self._nothing)
+            _, ends, data = lines.buffers()
+            ends = pa.Array.from_buffers(pa.int32(), len(lines) + 1, [None, ends], offset=lines.offset)
+            first, last = ends[0].as_py(), ends[-1].as_py()
+            # one block for all: the reader allocates a whole block however few the lines
+            options = self._json.ReadOptions(block_size=last - first + 1, use_threads=False)
+            parsed = (
+                self._json.read_json(
+                    pa.BufferReader(data.slice(first, last - first)),
+                    read_options=options,
+                    parse_options=self._json.ParseOptions(explicit_schema=schema),
+                )
+                .column("v")
+                .combine_chunks()
+            )
+        else:
+            parsed = pa.array([], schema.field("v").type)
+        # where each row's list starts: the start of the parsed list of the present rows before it
+        before = pc.cumulative_sum(values.is_valid().cast(pa.int32()))
+        offsets = parsed.offsets.take(pa.concat_arrays([pa.array([0], pa.int32()), before]))
+        mask = values.is_null() if name in EMPTY_IS_NULL else None
+        if pa.types.is_map(kind):
+            items = parsed.values
+            return pa.MapArray.from_arrays(
+                offsets, items.field("key"), items.field("value"), type=kind, mask=mask
+            )
+        column = pa.ListArray.from_arrays(offsets, parsed.values, mask=mask)
+        return column if column.type == kind else column.cast(kind)
 
     def _write_table(self, table: Any) -> None:
         for start in range(0, table.num_rows, self.row_group_rows):
@@ -298,10 +379,19 @@ class ParquetWriter:
         self._done.append((self._file, size, sha))
         self._writer, self._file, self._estimate = None, None, 0
 
+    def _stop(self) -> None:
+        """Both threads finished and ended; the first error of their tasks, if any, raised then."""
+        tasks = [task for task, _ in self._queued]
+        self._queued = []
+        if self._background is not None:
+            self._background.shutdown(wait=True)
+            self._background = None
+        for task in tasks:
+            task.result()
+
     def close(self) -> list[FileRecord]:
         try:
-            self._flush()
-            self._wait()
+            self._hand_over(last=True)
         finally:
             self._stop()
         if self._writer is None and not self._done:
@@ -317,9 +407,9 @@ class ParquetWriter:
         return records
 
     def discard(self) -> None:
+        self._chunks = []
         with contextlib.suppress(Exception):  # the export already failed: its error is being raised
-            self._wait()
-        self._stop()
+            self._stop()
         if self._writer is not None:
             with contextlib.suppress(Exception):  # the export already failed; the file goes anyway
                 self._writer.close()

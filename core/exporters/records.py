@@ -1,4 +1,5 @@
-"""Schema 2 records formatted by SQLite: one SELECT column holds a post's whole JSONL line or CSV row.
+"""Schema 2 records formatted by SQLite: one SELECT column holds a post's whole JSONL line or CSV row;
+for Parquet, the columns Arrow reads (`parquet_columns`).
 
 Formatting in SQLite's C code (one `printf` per row, returned as UTF-8 bytes) instead of building a
 Post, a dict and a JSON string per post in Python is what makes the flat exports fast. The output is
@@ -75,41 +76,51 @@ def _group(item: str, source: str, *, csv: bool) -> str:
     return f"(SELECT '[' || group_concat({item}, ',') || ']' {source})"
 
 
-def _matched(*, csv: bool, any_matches: bool) -> str:
-    """`matched_queries`: texts of the queries the post matched, each once, in order of query creation."""
-    if not any_matches:
-        return "'[]'"
+def _matched_list(*, csv: bool) -> str:
+    """`matched_queries`: texts of the queries the post matched, each once, in order of query creation;
+    NULL when it matched none (looked up first: most posts did not)."""
     source = (
         "FROM (SELECT q.text AS t FROM post_matches m JOIN queries q ON q.id = m.query_id "
         "WHERE m.post_id = p.id GROUP BY q.text ORDER BY min(q.id))"
     )
-    return f"coalesce({_group('json_quote(t)', source, csv=csv)}, '[]')"
+    found = "EXISTS (SELECT 1 FROM post_matches m WHERE m.post_id = p.id)"
+    return f"CASE WHEN {found} THEN {_group('json_quote(t)', source, csv=csv)} END"
 
 
-def _history(*, csv: bool = False, parquet: bool = False) -> str:
-    """`edit_history`: every version, oldest first, when the post has more than one; else `[]`."""
+def _matched(*, csv: bool, any_matches: bool) -> str:
+    if not any_matches:
+        return "'[]'"
+    return f"coalesce({_matched_list(csv=csv)}, '[]')"
+
+
+def _history_list(*, csv: bool = False, parquet: bool = False) -> str:
+    """`edit_history`: every version, oldest first, when the post has more than one; else NULL."""
     date = _us if parquet else _json_iso
     item = (
         """'{"version":' || v.version || ',"text":' || json_quote(v.text) || ',"edit_date":' || """
         f"""{date("v.edit_date")} || ',"recorded_at":' || {date("v.recorded_at")} || '}}'"""
     )
-    source = "FROM (SELECT * FROM post_versions v WHERE v.post_id = p.id ORDER BY v.version) v"
-    return f"CASE WHEN p.version > 1 THEN coalesce({_group(item, source, csv=csv)}, '[]') ELSE '[]' END"
+    source = (
+        "FROM (SELECT version, text, edit_date, recorded_at FROM post_versions "
+        "WHERE post_id = p.id ORDER BY version) v"
+    )
+    return f"CASE WHEN p.version > 1 THEN {_group(item, source, csv=csv)} END"
 
 
-def _post_values(*, parquet: bool, confidence: str, reactions: str, any_matches: bool) -> dict[str, str]:
-    """The record's fields as SQL expressions of JSON values, in the documented order. For Parquet,
-    timestamps in microseconds and no text (it travels as its own column)."""
-    when = _us if parquet else _json_iso
+def _history(*, csv: bool = False) -> str:
+    return f"coalesce({_history_list(csv=csv)}, '[]')"
+
+
+def _post_values(*, confidence: str, reactions: str, any_matches: bool) -> dict[str, str]:
+    """The record's fields as SQL expressions of JSON values, in the documented order."""
     values = {
         "channel_id": "p.channel_id",
         "channel": f"json_quote({CHANNEL})",
         "channel_title": "json_quote(c.title)",
         "message_id": "p.message_id",
-        "date": when("p.date"),
+        "date": _json_iso("p.date"),
+        "text": "json_quote(p.text)",
     }
-    if not parquet:
-        values["text"] = "json_quote(p.text)"
     return values | {
         "entities": "coalesce(nullif(p.entities, ''), '[]')",
         "lang": "json_quote(p.lang)",
@@ -127,21 +138,20 @@ def _post_values(*, parquet: bool, confidence: str, reactions: str, any_matches:
         "service_action": "json_quote(p.service_action)",
         "tags": "coalesce(nullif(p.tags, ''), '[]')",
         "story_id": f"json_quote({STORY})",
-        "edited": when("p.edit_date"),
+        "edited": _json_iso("p.edit_date"),
         "versions": "p.version",
         "deleted": DELETED,
-        "deleted_at": when("p.deleted_at"),
-        "collected_at": when("p.collected_at"),
+        "deleted_at": _json_iso("p.deleted_at"),
+        "collected_at": _json_iso("p.collected_at"),
         "content_hash": "json_quote(p.content_hash)",
         "matched_queries": _matched(csv=False, any_matches=any_matches),
-        "edit_history": _history(parquet=parquet),
+        "edit_history": _history(),
     }
 
 
 def jsonl_sql(*, any_matches: bool) -> str:
     """One column: the post's JSONL line, `\\n` included, as UTF-8 bytes."""
     values = _post_values(
-        parquet=False,
         confidence=_round4_sql("p.lang_confidence"),
         reactions="coalesce(nullif(p.reactions, ''), 'null')",
         any_matches=any_matches,
@@ -210,18 +220,57 @@ def csv_sql(*, safe: bool, any_matches: bool) -> str:
     return _printf([("," if n else "", value) for n, value in enumerate(cells)] + [("\r\n", None)])
 
 
-def parquet_sql(*, any_matches: bool) -> str:
-    """Two columns: the post as a JSON object pyarrow's JSON reader turns into Arrow columns
-    (`parquet.json_schema`: timestamps in microseconds, `reactions` as key/value pairs, full
-    `lang_confidence` precision, 17 digits round-trip), and its text, as UTF-8 bytes (cheaper than
-    escaping and parsing it)."""
+# Parquet's rows are read in date order only: sorting by channel and message as well would make SQLite
+# copy each whole row through a sorter; `parquet.ParquetWriter` orders the posts of a date instead.
+PARQUET_ORDER = "p.date"
+
+
+def parquet_columns(*, any_matches: bool) -> dict[str, str]:
+    """The columns `parquet.ParquetWriter` turns into Arrow arrays, after the channel id, in this order.
+
+    Plain SQL values: integers, timestamps in microseconds, NULL, and texts as their UTF-8 bytes (taken
+    as they are: no decoding into Python strings and encoding again). The nested fields are JSON, NULL
+    where the field is empty (`[]`, or null for `reactions`), so that only the posts that have them are
+    parsed: `reactions` as key/value pairs (`{}` is null, as in the record), timestamps in
+    `edit_history` in microseconds. `deleted` is `deleted_at IS NOT NULL` and `story_id` defaults to
+    `channel_id:message_id`: both are computed by Arrow.
+    """
     pairs = """'{"key":' || json_quote(key) || ',"value":' || value || '}'"""
     reactions = _group(pairs, "FROM json_each(p.reactions)", csv=False)
-    values = _post_values(
-        parquet=True,
-        confidence="printf('%!.17g', p.lang_confidence)",
-        reactions=f"CASE WHEN p.reactions IS NULL OR p.reactions = '' THEN 'null' "
-        f"ELSE coalesce({reactions}, 'null') END",  # `{}` is null too, as the record has it
-        any_matches=any_matches,
-    )
-    return f"{_json_object(values)}, CAST(p.text AS BLOB)"
+    return {
+        "channel": _utf8(CHANNEL),
+        "channel_title": _utf8("c.title"),
+        "message_id": "p.message_id",
+        "date": "p.date * 1000000",
+        "text": _utf8("p.text"),
+        "entities": _utf8("nullif(p.entities, '')"),
+        "lang": _utf8("p.lang"),
+        "lang_confidence": "p.lang_confidence",
+        "url": _utf8("p.permalink"),
+        "views": "p.views",
+        "forwards": "p.forwards",
+        "replies": "p.replies",
+        "reactions": _utf8(
+            f"CASE WHEN p.reactions IS NULL OR p.reactions = '' THEN NULL ELSE {reactions} END"
+        ),
+        "media_type": _utf8("p.media_type"),
+        "forwarded_from": _utf8("p.forwarded_from"),
+        "reply_to": "p.reply_to",
+        "album_id": "p.album_id",
+        "author": _utf8("p.author"),
+        "service_action": _utf8("p.service_action"),
+        "tags": _utf8("nullif(p.tags, '')"),
+        "story_id": _utf8("nullif(p.story_id, '')"),
+        "edited": "p.edit_date * 1000000",
+        "versions": "p.version",
+        "deleted_at": "p.deleted_at * 1000000",
+        "collected_at": "p.collected_at * 1000000",
+        "content_hash": _utf8("p.content_hash"),
+        "matched_queries": _utf8(_matched_list(csv=False)) if any_matches else "NULL",
+        "edit_history": _utf8(_history_list(parquet=True)),
+    }
+
+
+def _utf8(x: str) -> str:
+    """A text as its UTF-8 bytes, which Arrow takes as they are (NULL stays NULL)."""
+    return f"CAST({x} AS BLOB)"

@@ -9,9 +9,14 @@ matcher before it is written. Memory stays flat: one batch is held at a time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Sequence
+import asyncio
+from collections import deque
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+
+import aiosqlite
 
 from core.exporters.tdesktop import ROW_SQL, DesktopRow
 from core.models import PostFilter
@@ -19,6 +24,8 @@ from core.query.matcher import Document, Query
 from core.storage.sqlite import SqliteArchive, _filter_sql
 
 BATCH = 1000  # posts per fetch, per write and per query-filter pass
+AHEAD = 2  # batches read (and converted) while the caller writes one
+ORDER = "p.date, p.channel_id, p.message_id"  # the export's order
 
 T = TypeVar("T")
 
@@ -27,7 +34,7 @@ T = TypeVar("T")
 class Batch(Generic[T]):
     """Records (or posts) to write, with the channel of each for the manifest's counts."""
 
-    items: list[T]
+    items: Sequence[T]  # or what the writer converted them to (`record_batches`' `convert`)
     channel_ids: list[int]
 
 
@@ -50,18 +57,35 @@ async def record_batches(
     on_read: Callable[[int], None] | None = None,
     size: int = BATCH,
     width: int = 1,
+    order: str = ORDER,
+    convert: Callable[[list[Any]], Any] | None = None,
 ) -> AsyncGenerator[Batch[Any], None]:
-    """The posts the filters select, in (date, channel, message) order, as the records `record_sql`
-    formats (its `width` columns: one gives the value, more a tuple); `on_read` counts posts read
-    (kept by the query or not)."""
+    """The posts the filters select, in `order` ((date, channel, message) unless the writer orders
+    them), as the records `record_sql` formats (its `width` columns: one gives the value, more give
+    the row, channel id first); `on_read` counts posts read (kept by the query or not).
+
+    With `convert` and no query, a batch's items are `convert(rows)`, called in the connection's thread
+    as soon as the rows are fetched, while the previous batch is being written (`_converted`)."""
     where, params = _filter_sql(filters)
     extra = ", p.text, p.lang, c.username" if query is not None else ""
     end = 1 + width
     async with archive._db.execute(
         f"SELECT p.channel_id, {record_sql}{extra} FROM posts p JOIN channels c ON c.id = p.channel_id "
-        f"WHERE 1 = 1 {where} ORDER BY p.date, p.channel_id, p.message_id",
+        f"WHERE 1 = 1 {where} ORDER BY {order}",
         params,
     ) as cursor:
+        if (
+            convert is not None
+            and query is None
+            and hasattr(cursor, "_execute")
+            and hasattr(cursor, "_cursor")
+        ):
+            async with aclosing(_converted(cursor, convert, size)) as converted:
+                async for batch in converted:
+                    if on_read is not None:
+                        on_read(len(batch.channel_ids))
+                    yield batch
+            return
         while chunk := list(await cursor.fetchmany(size)):
             if on_read is not None:
                 on_read(len(chunk))
@@ -70,8 +94,43 @@ async def record_batches(
                 found = [r for r in chunk if _matches(query, r[end], r[end + 1], r[0], r[end + 2])]
                 if not found:
                     continue
-            items = [r[1] for r in found] if width == 1 else [r[1:end] for r in found]
+            items: Sequence[Any]
+            if width == 1:
+                items = [r[1] for r in found]
+            else:  # the rows as they come, unless the query's columns follow
+                items = [r[:end] for r in found] if query is not None else found
             yield Batch(items, [r[0] for r in found])
+
+
+Fetched = tuple[Any, list[int]]  # converted rows, the channel id of each
+
+
+async def _converted(
+    cursor: aiosqlite.Cursor, convert: Callable[[list[Any]], Any], size: int
+) -> AsyncGenerator[Batch[Any], None]:
+    """The rows converted where they are read: in the connection's thread (aiosqlite's), one batch
+    ahead of the caller.
+
+    Python's sqlite3 module lets go of the GIL around every column of every row it reads; a converting
+    thread would take it each time, so reading and converting in two threads runs them one after the
+    other, and slower. In one thread, the rows are also converted while they are in that core's cache.
+    aiosqlite has no public call for this: `Cursor._execute` runs a function in its thread.
+    """
+    rows_cursor = cursor._cursor
+    in_thread: Callable[[Callable[[], Fetched | None]], Awaitable[Fetched | None]] = cursor._execute
+
+    def fetch() -> Fetched | None:
+        rows = rows_cursor.fetchmany(size)
+        return (convert(rows), [r[0] for r in rows]) if rows else None
+
+    ahead = deque(asyncio.ensure_future(in_thread(fetch)) for _ in range(AHEAD))
+    try:
+        while (fetched := await ahead[0]) is not None:
+            ahead.popleft()
+            ahead.append(asyncio.ensure_future(in_thread(fetch)))
+            yield Batch(*fetched)
+    finally:  # the cursor is closed after them, in the same thread: let them finish first
+        await asyncio.gather(*ahead, return_exceptions=True)
 
 
 async def count_posts(archive: SqliteArchive, filters: PostFilter) -> int:
