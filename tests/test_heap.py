@@ -74,3 +74,36 @@ def test_settle_collects_young_objects_less_often() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_a_settle_now_and_then_collects_cycles_that_were_frozen_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(heap, "_revisited", None)  # this test's clock, put back after it
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    now = [1_000_000.0]
+    before = gc.get_threshold()
+    try:
+        heap.settle(clock=lambda: now[0])  # revisits: the first, or REVISIT after the last
+        held = [Node() for _ in range(50)]  # alive at the next freeze, garbage right after
+        heap.settle(clock=lambda: now[0])
+        del held
+        now[0] += 1
+        heap.settle(clock=lambda: now[0])
+        assert gc.collect() == 0 and gc.get_freeze_count() > 0
+        gc.unfreeze()
+        assert gc.collect() >= 50  # the frozen cycles were still there: this settle did not look
+        held = [Node() for _ in range(50)]
+        heap.settle(clock=lambda: now[0])
+        del held
+        now[0] += heap.REVISIT
+        heap.settle(clock=lambda: now[0])
+        gc.unfreeze()
+        assert gc.collect() == 0  # this one looked at the frozen objects again and collected them
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
