@@ -71,7 +71,7 @@ class DocumentParts(NamedTuple):
     def of(cls, text: str, lang: str | None) -> DocumentParts:
         words, scanned = scan(text)
         norms = scanned if all(scanned) else [n for n in scanned if n]
-        distinct, keys = _keyed(norms, lang)
+        distinct, keys = _keyed(set(norms), lang)
         return cls(words, scanned, norms, distinct, keys)
 
 
@@ -80,10 +80,10 @@ class _Keyed(NamedTuple):
     keys: list[tuple[str, ...]]
 
 
-def _keyed(norms: list[str], lang: str | None) -> _Keyed:
-    """The distinct words of `norms` with their stem keys for a post in `lang`."""
+def _keyed(word_set: set[str], lang: str | None) -> _Keyed:
+    """The distinct words with their stem keys for a post in `lang`."""
     cache = doc_stem_keys_cache(lang)
-    distinct = list(set(norms))
+    distinct = list(word_set)
     keys = list(map(cache.get, distinct))
     if None in keys:
         keys = [cache.add(w) if k is None else k for w, k in zip(distinct, keys, strict=True)]
@@ -140,12 +140,13 @@ class Document:
                 self.norms: list[str] = norms if all(norms) else [n for n in norms if n]
             else:
                 self.norms = [t.norm for t in tokens]
-            distinct, keys = _keyed(self.norms, lang)
+            self.word_set: set[str] = set(self.norms)  # the distinct folded words
+            distinct, keys = _keyed(self.word_set, lang)
         else:
             self._scanned = (parts.words, parts.scanned_norms)
             self.norms = parts.norms
             distinct, keys = parts.distinct, parts.keys
-        self.word_set: set[str] = set(distinct)  # the distinct folded words
+            self.word_set = set(distinct)
         self._word_keys = (distinct, keys)
         self.stem_set: set[str] = set(chain.from_iterable(keys))
 
