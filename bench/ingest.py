@@ -45,8 +45,8 @@ from bench.common import SHARED_DATA, Figure, have_shared_data, reset_peak_rss, 
 from core import importer
 from core.alerts import OutboxSink, SubscriptionQueries
 from core.langid import FastTextDetector, LangdetectDetector
-from core.models import RawPost, SaveResult
-from core.pipeline import Pipeline
+from core.models import RawPost
+from core.pipeline import InFlight, Pipeline
 from core.query.index import QueryIndex
 from core.query.matcher import Document, Query, compile_query
 from core.query.text import tokenize
@@ -247,22 +247,19 @@ async def run_tgmon(
             reset_peak_rss()
             start_rss = rss_mb("VmRSS")
             profiler = _profiler(profile)
-            done = 0
             main_cpu, workers_before = time.process_time(), _worker_cpu(pipeline.worker_pids())
             started = time.perf_counter()
-            in_flight: tuple[asyncio.Task[SaveResult], int] | None = None
-            for batch in posts.batches():
-                # as `tgmon import` does: the next batch prepares while this one is stored
-                task = asyncio.ensure_future(pipeline.ingest(batch))
-                if in_flight is not None:
-                    await in_flight[0]
-                    done += in_flight[1]
-                in_flight = (task, len(batch))
-                if time.perf_counter() - started >= budget:
-                    break
-            if in_flight is not None:
-                await in_flight[0]
-                done += in_flight[1]
+            stored: list[int] = []
+            in_flight = InFlight(lambda _, rows: stored.append(rows))  # as `tgmon import` feeds it
+            try:
+                for batch in posts.batches():
+                    await in_flight.add(pipeline.ingest(batch), len(batch))
+                    if time.perf_counter() - started >= budget:
+                        break
+                await in_flight.finish()
+            finally:
+                await in_flight.cancel()
+            done = sum(stored)
             seconds = time.perf_counter() - started
             main_cpu = time.process_time() - main_cpu
             workers_after = _worker_cpu(pipeline.worker_pids())  # not their start-up: it was before

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from collectors.tdesktop import ExportedChat, read_export
 from core.models import ChannelProgress, RawPost, SaveResult
-from core.pipeline import Pipeline
+from core.pipeline import InFlight, Pipeline
 
 BATCH = 500
 # Chats whose ids are channel ids; personal chats and basic groups are not ours to archive.
@@ -53,7 +51,15 @@ async def import_exports(
     if on_start:
         on_start(sum(len(posts) for _, posts in chats))
     archive = pipeline.archive
-    in_flight = _InFlight(report, on_rows)
+
+    def stored(result: SaveResult, rows: int) -> None:
+        report.new += len(result.new)
+        report.edited += len(result.edited)
+        report.unchanged += result.unchanged
+        if on_rows:
+            on_rows(rows)
+
+    in_flight = InFlight(stored)
     try:
         for chat, posts in chats:
             existing = await archive.get_channel(chat.id)
@@ -75,40 +81,3 @@ async def import_exports(
     finally:
         await in_flight.cancel()
     return report
-
-
-class _InFlight:
-    """One batch prepares while the one before it is stored (the pipeline keeps the stores in order);
-    a failed batch stops the import, and the batch after it is cancelled before its store."""
-
-    def __init__(self, report: ImportReport, on_rows: Callable[[int], None] | None) -> None:
-        self.report = report
-        self.on_rows = on_rows
-        self._pending: tuple[asyncio.Task[SaveResult], int] | None = None
-
-    async def add(self, ingest: Coroutine[Any, Any, SaveResult], rows: int) -> None:
-        task = asyncio.ensure_future(ingest)
-        try:
-            await self.finish()
-        finally:
-            self._pending = (task, rows)
-
-    async def finish(self) -> None:
-        if self._pending is None:
-            return
-        task, rows = self._pending
-        self._pending = None
-        result = await task
-        self.report.new += len(result.new)
-        self.report.edited += len(result.edited)
-        self.report.unchanged += result.unchanged
-        if self.on_rows:
-            self.on_rows(rows)
-
-    async def cancel(self) -> None:
-        if self._pending is not None:
-            task, _ = self._pending
-            self._pending = None
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task

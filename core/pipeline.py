@@ -6,6 +6,7 @@ The live collector, backfill and `tgmon import` all call `Pipeline.ingest`; noth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import multiprocessing
@@ -14,12 +15,12 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from core import heap
 from core.langid import ENGINES, Detection, LanguageDetector, make_detector
@@ -466,6 +467,42 @@ class _Prepared:
     fts: dict[int, str] = field(default_factory=dict)
     matches: dict[Key, tuple[str, tuple[QueryMatch, ...]]] = field(default_factory=dict)  # (text, matches)
     stories: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)
+
+
+class InFlight:
+    """Keeps one `Pipeline.ingest` in flight while the caller makes the next batch (`tgmon import`, the
+    ingest bench): the pipeline prepares it while the one before is stored, and keeps the stores in
+    order. `stored(result, rows)` is called for each batch once stored; after a failed batch, the caller
+    `cancel`s the next one before its store."""
+
+    def __init__(self, stored: Callable[[SaveResult, int], None]) -> None:
+        self.stored = stored
+        self._pending: tuple[asyncio.Task[SaveResult], int] | None = None
+
+    async def add(self, ingest: Coroutine[Any, Any, SaveResult], rows: int) -> None:
+        """Start this batch, then wait for the one before it."""
+        task = asyncio.ensure_future(ingest)
+        try:
+            await self.finish()
+        finally:
+            self._pending = (task, rows)
+
+    async def finish(self) -> None:
+        """Wait for the batch in flight, if any."""
+        if self._pending is None:
+            return
+        task, rows = self._pending
+        self._pending = None
+        self.stored(await task, rows)
+
+    async def cancel(self) -> None:
+        """Cancel the batch in flight, if any (its error, or its cancellation, is not raised)."""
+        if self._pending is not None:
+            task, _ = self._pending
+            self._pending = None
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 @dataclass(slots=True)
