@@ -111,29 +111,25 @@ class OutboxSink:
             post = item.post
             fresh = now - post.date <= self.max_age
             text, inside = snippet(post.text, sorted(set(spans), key=lambda s: (s.start, s.end)))
-            shown = {  # the same for every subscriber of this post
+            shown = {  # the same for every subscriber of this post, encoded once
                 "channel": f"@{post.channel_username}" if post.channel_username else post.channel_title,
                 "channel_title": post.channel_title,
                 "url": post.permalink,
                 "date": post.date.isoformat(),
                 "lang": post.lang,
+                "snippet": text,
+                "spans": inside,
+                "truncated": len(text) < len(post.text),
+                "edited": item.edited,
             }
+            story_id = post.story_id or f"{post.channel_id}:{post.message_id}"
             for subscriber_id, query_ids in by_subscriber.items():
                 subscriber = self.queries.owners[query_ids[0]]
-                payload = {
-                    **shown,
-                    "queries": [self.queries.texts[q] for q in query_ids],
-                    "snippet": text,
-                    "spans": inside,
-                    "truncated": len(text) < len(post.text),
-                    "edited": item.edited,
-                    "also_in": [],
-                }
+                own = {"queries": [self.queries.texts[q] for q in query_ids], "also_in": []}
                 records.append(
                     AlertRecord(
-                        subscriber_id, subscriber.chat_id, post.channel_id, post.message_id,
-                        post.story_id or f"{post.channel_id}:{post.message_id}", tuple(query_ids), payload,
-                        alert=fresh, stored_at=stored_at,
+                        subscriber_id, subscriber.chat_id, post.channel_id, post.message_id, story_id,
+                        tuple(query_ids), own, alert=fresh, stored_at=stored_at, shared=shown,
                     )
                 )  # fmt: skip
         if records:

@@ -59,6 +59,10 @@ async def test_one_alert_per_story_with_highlight_and_also_in(
     assert payload["queries"] == ["protest Almaty"]
 
 
+async def queued(store: SubscriptionStore) -> dict[tuple[int, str | None], dict[str, object]]:
+    return {(i.subscriber_id, i.story_id): i.payload for i in await store.due(NOW + timedelta(days=1))}
+
+
 async def test_old_posts_go_to_digests_not_alerts(setup: tuple[Pipeline, SubscriptionStore]) -> None:
     pipeline, store = setup
     query = await store.add_query(100, "Almaty")
@@ -225,3 +229,34 @@ async def test_a_reload_compiles_only_new_or_changed_queries_and_drops_deleted_o
     assert queries.texts == {kept.id: "protest", replaced.id: "astana -almaty", added.id: "tokayev"}
     found = queries.index.match(Document.of("Protest in Astana, Tokayev said", lang="en"))
     assert {m.query_id for m in found} == {kept.id, replaced.id, added.id}
+
+
+async def test_shared_payload_parts_are_stored_whole_for_each_subscriber(
+    setup: tuple[Pipeline, SubscriptionStore],
+) -> None:
+    _, store = setup
+    shared = {"channel": "@kz_news", "snippet": 'Протест 🔥 "в" Алматы', "spans": [[0, 7]], "edited": False}
+    other = {"channel": "@other_news", "snippet": "Протест", "spans": [], "edited": True}
+    own = {"queries": ["протест"], "also_in": []}
+
+    def record(subscriber: int, channel: int, part: dict[str, object], story: str) -> AlertRecord:
+        return AlertRecord(subscriber, subscriber, channel, 10, story, (), own, True, 0.0, shared=part)
+
+    await store.record_alerts(
+        [record(100, 1, shared, "s"), record(200, 1, shared, "s"), record(100, 2, other, "s"),
+         record(200, 1, {**shared, "edited": True, "queries": ["x"]}, "t")]
+    )  # fmt: skip
+    payloads = await queued(store)
+    assert payloads[(100, "s")] == {**shared, "queries": ["протест"], "also_in": ["@other_news"]}
+    assert payloads[(200, "s")] == {**shared, **own}  # the other channel's record was subscriber 100's
+    assert payloads[(200, "t")] == {
+        **shared,
+        "edited": True,
+        "queries": ["протест"],
+        "also_in": [],
+    }  # own wins
+    assert own["also_in"] == []  # the records' own lists are copied, not grown
+    await store.record_alerts([record(200, 2, other, "s"), record(200, 2, other, "s")])  # still pending
+    again = await queued(store)
+    assert again[(200, "s")] == {**shared, "queries": ["протест"], "also_in": ["@other_news"]}
+    assert again[(100, "s")] == payloads[(100, "s")]

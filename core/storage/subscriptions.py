@@ -74,15 +74,14 @@ class QueryLimitReached(Exception):
         self.limit = limit
 
 
-def _json(payload: dict[str, Any]) -> str:
+def _json(payload: dict[str, Any] | list[str]) -> str:
     return json.dumps(payload, ensure_ascii=False)
 
 
-def _also_in(payload: dict[str, Any], record: AlertRecord) -> bool:
-    """Add the record's channel to a queued alert's "also in"; whether the payload changed."""
-    label = record.payload.get("channel")
-    also = payload.setdefault("also_in", [])
-    if label and label != payload.get("channel") and label not in also:
+def _also_in(also: list[str], channel: str | None, label: str | None) -> bool:
+    """Add a channel's label to a queued alert's "also in" (unless it is the alert's own); whether it
+    was added."""
+    if label and label != channel and label not in also:
         also.append(label)
         return True
     return False
@@ -98,9 +97,50 @@ class AlertRecord:
     message_id: int
     story_id: str
     query_ids: tuple[int, ...]
-    payload: dict[str, Any]
+    payload: dict[str, Any]  # what the alert shows (bot/render.py), or its subscriber's own part of it…
     alert: bool  # False: recorded for digests only (too old, quiet filters, …)
     stored_at: float
+    shared: dict[str, Any] | None = None  # …and the part all subscribers of the post share (one object)
+
+    def shown(self, key: str) -> Any:
+        """One field of what the alert shows."""
+        if key in self.payload or self.shared is None:
+            return self.payload.get(key)
+        return self.shared.get(key)
+
+
+class _PayloadEncoder:
+    """Alert payloads as JSON; the part a post's subscribers share is encoded once for all of them (the
+    records hold it, so its id stays theirs while this lives)."""
+
+    def __init__(self) -> None:
+        self._shared: dict[int, str] = {}
+
+    def __call__(self, own: dict[str, Any], shared: dict[str, Any] | None) -> str:
+        if not shared:
+            return _json(own)
+        body = self._shared.get(id(shared))
+        if body is None:
+            body = self._shared[id(shared)] = _json(shared)[1:-1]
+        return "{" + body + (", " + _json(own)[1:] if own else "}")  # own keys last: they win
+
+
+@dataclass(slots=True)
+class _Queued:
+    """An alert this call queues."""
+
+    record: AlertRecord
+    own: dict[str, Any]  # the record's own payload, with a list of its own for "also in"
+    outbox_id: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A (subscriber, story) alerted before; `outbox_id` while its alert is still waiting to be sent."""
+
+    outbox_id: int | None
+    channel: str | None
+    also_in: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,66 +326,66 @@ class SubscriptionStore:
             alerting = [r for r in records if r.alert]
             if not alerting:
                 return 0
-            pending = await self._pending_alerts(db, alerting)  # (subscriber, story) → [outbox id, payload]
+            pending = await self._pending_alerts(db, alerting)
             async with db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox") as cur:
                 row = await cur.fetchone()
             next_id = int(row[0]) + 1 if row else 1  # we hold the write lock: ids are ours to give
-            queued: dict[tuple[int, str], tuple[AlertRecord, dict[str, Any], int]] = {}
-            changed: dict[int, dict[str, Any]] = {}
+            queued: dict[tuple[int, str], _Queued] = {}
+            changed: dict[int, list[str]] = {}
             for record in alerting:
                 key = (record.subscriber_id, record.story_id)
+                label = record.shown("channel")
                 if key in queued:
-                    _also_in(queued[key][1], record)
+                    first = queued[key]
+                    _also_in(first.own.setdefault("also_in", []), first.record.shown("channel"), label)
                 elif key in pending:
-                    pending_id, pending_payload = pending[key]
-                    if (
-                        pending_id is not None
-                        and pending_payload is not None
-                        and _also_in(pending_payload, record)
-                    ):
-                        changed[pending_id] = pending_payload
+                    alerted = pending[key]
+                    if alerted.outbox_id is not None and _also_in(alerted.also_in, alerted.channel, label):
+                        changed[alerted.outbox_id] = alerted.also_in
                 else:
-                    payload = dict(record.payload)
-                    if "also_in" in payload:  # a copy: the record's own list stays as it was
-                        payload["also_in"] = list(payload["also_in"])
-                    queued[key] = (record, payload, next_id)
+                    own = dict(record.payload)
+                    if record.shown("also_in") is not None:  # a copy: the record's own list stays as it was
+                        own["also_in"] = list(record.shown("also_in"))
+                    queued[key] = _Queued(record, own, next_id)
                     next_id += 1
+            encode = _PayloadEncoder()
             await db.executemany(
                 "INSERT INTO outbox (id, subscriber_id, chat_id, kind, story_id, payload, not_before, "
                 "created_at, stored_at) VALUES (?, ?, ?, 'alert', ?, ?, ?, ?, ?)",
                 [
-                    (outbox_id, r.subscriber_id, r.chat_id, r.story_id, _json(payload), due, now, r.stored_at)
-                    for r, payload, outbox_id in queued.values()
+                    (q.outbox_id, r.subscriber_id, r.chat_id, r.story_id, encode(q.own, r.shared), due, now,
+                     r.stored_at)
+                    for q in queued.values()
+                    for r in (q.record,)
                 ],
-            )
+            )  # fmt: skip
             await db.executemany(
                 "INSERT INTO alerted (subscriber_id, story_id, outbox_id) VALUES (?, ?, ?)",
-                [(sub, story, outbox_id) for (sub, story), (_, _, outbox_id) in queued.items()],
+                [(sub, story, q.outbox_id) for (sub, story), q in queued.items()],
             )
-            await db.executemany(
-                "UPDATE outbox SET payload = ? WHERE id = ?",
-                [(_json(payload), outbox_id) for outbox_id, payload in changed.items()],
+            await db.executemany(  # only the list changes: SQLite rewrites it in place of a Python round trip
+                "UPDATE outbox SET payload = json_set(payload, '$.also_in', json(?)) WHERE id = ?",
+                [(_json(also), outbox_id) for outbox_id, also in changed.items()],
             )
         return len(queued)
 
     @staticmethod
-    async def _pending_alerts(
-        db: Any, records: Sequence[AlertRecord]
-    ) -> dict[tuple[int, str], tuple[int | None, dict[str, Any] | None]]:
+    async def _pending_alerts(db: Any, records: Sequence[AlertRecord]) -> dict[tuple[int, str], _Pending]:
         """The (subscriber, story) pairs of `records` already alerted, with their outbox row if pending."""
         pairs = sorted({(r.subscriber_id, r.story_id) for r in records})
-        found: dict[tuple[int, str], tuple[int | None, dict[str, Any] | None]] = {}
+        found: dict[tuple[int, str], _Pending] = {}
         for start in range(0, len(pairs), 400):  # 2 variables a pair, under SQLite's limit
             chunk = pairs[start : start + 400]
             async with db.execute(
                 f"WITH wanted (sub, story) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
-                "SELECT a.subscriber_id, a.story_id, o.id, o.payload FROM wanted "
+                "SELECT a.subscriber_id, a.story_id, o.id, json_extract(o.payload, '$.channel'), "
+                "json_extract(o.payload, '$.also_in') FROM wanted "
                 "CROSS JOIN alerted a ON a.subscriber_id = wanted.sub AND a.story_id = wanted.story "
                 "LEFT JOIN outbox o ON o.id = a.outbox_id AND o.status = 'pending'",
                 [value for pair in chunk for value in pair],
             ) as cur:
-                for sub, story, outbox_id, payload in await cur.fetchall():
-                    found[(sub, story)] = (outbox_id, json.loads(payload) if payload else None)
+                for sub, story, outbox_id, channel, also in await cur.fetchall():
+                    found[(sub, story)] = _Pending(outbox_id, channel, json.loads(also) if also else [])
         return found
 
     async def enqueue(
