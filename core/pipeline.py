@@ -15,20 +15,22 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Hashable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
+from itertools import chain
 from typing import Any, Protocol
 
 from core import heap
 from core.langid import ENGINES, Detection, LanguageDetector, make_detector
 from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
 from core.query.fts import fts_body
-from core.query.index import QueryIndex, QueryMatch
-from core.query.matcher import Document, DocumentParts
-from core.query.text import tokenize
+from core.query.index import QueryIndex, QueryMatch, new_match
+from core.query.matcher import Document, new_span
+from core.query.replica import IndexReplica, IndexSync, SnapshotWriter
+from core.query.text import token_norms, tokenize
 from core.storage import Archive
 from core.storage.rows import entities_json
 from core.stories import Key, StoryIndex, is_current_signature, parse_forward_origin
@@ -83,6 +85,16 @@ def normalise(raw: RawPost) -> RawPost:
     channel_id = raw.channel_id
     if channel_id < 0:  # -100… Bot API style ids
         channel_id = int(str(channel_id).removeprefix("-100").removeprefix("-"))
+
+    if (
+        channel_id == raw.channel_id
+        and raw.date.tzinfo is UTC
+        and (raw.edit_date is None or raw.edit_date.tzinfo is UTC)
+        and "\x00" not in raw.text
+        and all(c is None or c >= 0 for c in (raw.views, raw.forwards, raw.replies))
+        and raw.reactions != {}
+    ):
+        return raw  # canonical already, as most are: `replace` would copy every field
 
     def utc(value: datetime | None) -> datetime | None:
         if value is None:
@@ -142,8 +154,9 @@ class Pipeline:
         *,
         workers: int = 0,
     ) -> None:
-        """`workers` > 0: language detection and story signatures of each batch run in that many worker
-        processes, beside this one's tokenising and matching (built-in detectors only; see `close`)."""
+        """`workers` > 0: language detection, story signatures, words and matching of each batch run in
+        that many worker processes, each with its own copy of the query index (`core.query.replica`),
+        while this one stores and queues alerts (built-in detectors only; see `close`)."""
         self.archive = archive
         self.detector = detector
         self.sink: AlertSink = sink or NullSink()
@@ -159,17 +172,21 @@ class Pipeline:
         self._stories_lock = threading.Lock()  # the story index is assigned to in a thread
         self.workers = workers if detector.name in ENGINES else 0  # a worker rebuilds the detector by name
         self._pool: ProcessPoolExecutor | None = None
+        self._snapshots = SnapshotWriter()  # the workers' copies of the query index come from these
 
     async def start_workers(self) -> None:
-        """Start the worker processes and load their models now rather than in the first batch."""
-        if self.workers:
-            loop = asyncio.get_running_loop()
-            pool = self._worker_pool()
-            await asyncio.gather(
-                *(
-                    loop.run_in_executor(pool, analyse, self.detector.name, ["warm up"], True)
-                    for _ in range(self.workers)
-                )
+        """Start the worker processes now rather than in the first batch: each loads its model and builds
+        its copy of the query index before it answers."""
+        if not self.workers:
+            return
+        index = await self.queries.current() if self.queries is not None else None
+        loop = asyncio.get_running_loop()
+        pool = self._worker_pool(index if index is not None and len(index) else None)
+        answered: set[int] = set()
+        deadline = time.monotonic() + WARM_UP_SECONDS
+        while len(answered) < self.workers and time.monotonic() < deadline:  # one may take several tasks
+            answered.update(
+                await asyncio.gather(*(loop.run_in_executor(pool, _answer) for _ in range(self.workers)))
             )
 
     def worker_pids(self) -> list[int]:
@@ -181,6 +198,7 @@ class Pipeline:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+        self._snapshots.close()
 
     async def ingest(
         self,
@@ -314,29 +332,41 @@ class Pipeline:
         usernames: dict[int, str | None],
     ) -> _Prepared:
         """The CPU work of a batch, off the event loop: language, words (once, for the full-text index and
-        for matching), stories. With workers, they detect and sign chunk after chunk while this process
-        tokenises the chunks already back."""
+        for matching), matches, stories. With workers, they do all but stories, a chunk of posts per task,
+        and this process assigns the stories once all chunks are back."""
         prepared = _Prepared()
         if not self.workers:
             await asyncio.to_thread(self._analyse_here, posts, changed, matching, usernames, prepared)
         else:
             loop = asyncio.get_running_loop()
-            pool = self._worker_pool()
+            pool = self._worker_pool(matching)
             chunks = [changed[start : start + WORKER_CHUNK] for start in range(0, len(changed), WORKER_CHUNK)]
             signing = self.stories is not None
+            sync = self._snapshots.sync(matching) if matching is not None else None
             futures = [
                 loop.run_in_executor(
-                    pool, analyse, self.detector.name, [posts[i].text for i in chunk], signing, True
+                    pool,
+                    analyse,
+                    self.detector.name,
+                    [posts[i].text for i in chunk],
+                    signing,
+                    None
+                    if sync is None
+                    else _Matching(sync, [posts[i].channel_id for i in chunk], usernames),
                 )
                 for chunk in chunks
             ]
             for chunk, future in zip(chunks, futures, strict=True):
-                for i, (lang, confidence, blob, parts) in zip(chunk, await future, strict=True):
+                for i, (lang, confidence, blob, fts, found) in zip(chunk, await future, strict=True):
+                    raw = posts[i]
                     prepared.langs[i] = Detection(lang, confidence)
                     prepared.signatures[i] = blob
-                    if parts is not None:
-                        prepared.parts[i] = parts
-                await asyncio.to_thread(self._words, posts, chunk, matching, usernames, prepared)
+                    if fts is not None:
+                        prepared.fts[i] = fts
+                    if matching is not None and raw.text:
+                        prepared.matches[(raw.channel_id, raw.message_id)] = (
+                            raw.text, _matches(matching, found)
+                        )  # fmt: skip
         if self.stories is not None:
             stories = self.stories
             prepared.stories = await asyncio.to_thread(
@@ -364,15 +394,13 @@ class Pipeline:
         usernames: dict[int, str | None],
         prepared: _Prepared,
     ) -> None:
-        """Tokenise once, for the full-text index's body and, when queries are live, for matching (a worker
-        may have done it: `prepared.parts`)."""
+        """Tokenise once, for the full-text index's body and, when queries are live, for matching."""
         for i in changed:
             raw = posts[i]
             if not raw.text:
                 continue
-            parts = prepared.parts.get(i)
-            tokens = tokenize(raw.text) if parts is None else None
-            prepared.fts[i] = fts_body(raw.text, tokens) if parts is None else " ".join(parts.norms)
+            tokens = tokenize(raw.text)
+            prepared.fts[i] = fts_body(raw.text, tokens)
             if matching is not None:
                 doc = Document.of(
                     raw.text,
@@ -380,18 +408,18 @@ class Pipeline:
                     channel_id=raw.channel_id,
                     channel_username=usernames.get(raw.channel_id),
                     tokens=tokens,
-                    parts=parts,
                 )
                 prepared.matches[(raw.channel_id, raw.message_id)] = (raw.text, tuple(matching.match(doc)))
 
-    def _worker_pool(self) -> ProcessPoolExecutor:
+    def _worker_pool(self, index: QueryIndex | None) -> ProcessPoolExecutor:
         if self._pool is None:
+            sync = self._snapshots.sync(index) if index is not None else None
             # spawn: a forked child would inherit the database connection's thread and the event loop
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), self.detector.name, sync),
             )
         return self._pool
 
@@ -463,7 +491,6 @@ class _Prepared:
 
     langs: dict[int, Detection] = field(default_factory=dict)
     signatures: dict[int, bytes] = field(default_factory=dict)  # story signatures a worker computed
-    parts: dict[int, DocumentParts] = field(default_factory=dict)  # words and stem keys a worker found
     fts: dict[int, str] = field(default_factory=dict)
     matches: dict[Key, tuple[str, tuple[QueryMatch, ...]]] = field(default_factory=dict)  # (text, matches)
     stories: dict[int, tuple[str | None, bytes]] = field(default_factory=dict)
@@ -524,12 +551,17 @@ class _Turn:
 
 
 WORKER_CHUNK = 100  # posts per worker task: small enough to overlap, large enough to pay the pickling
+WARM_UP_SECONDS = 120.0  # for every worker to be ready in `start_workers`
 
 
-def _start_worker(parent: int) -> None:
-    """A worker outlives a killed parent (SIGKILL closes none of its pipes): it watches and follows.
-    Its garbage collector runs as the main process's does (`heap.relax`)."""
+def _start_worker(parent: int, engine: str, sync: IndexSync | None) -> None:
+    """A worker loads its language model and its copy of the query index first. It outlives a killed
+    parent (SIGKILL closes none of its pipes): it watches and follows. Its garbage collector runs as
+    the main process's does (`heap.relax`)."""
     heap.relax()
+    _detector(engine)
+    if sync is not None:
+        _replica.catch_up(sync)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -539,27 +571,66 @@ def _start_worker(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+@dataclass(frozen=True, slots=True)
+class _Matching:
+    """What a worker needs to match a chunk of posts: its copy of the index, and each post's channel."""
+
+    sync: IndexSync
+    channel_ids: list[int]
+    usernames: dict[int, str | None]
+
+
+Analysis = tuple[str, float, bytes, str | None, list[tuple[Hashable, tuple[int, ...]]]]
+
+
+def _matches(index: QueryIndex, found: list[tuple[Hashable, tuple[int, ...]]]) -> tuple[QueryMatch, ...]:
+    """A worker's matches as the main process's own (its copy had the same queries); spans travel as
+    flat (start, end, start, end, …) tuples, which pickle far faster than Span objects."""
+    matches = []
+    for query_id, flat in found:
+        query = index.get(query_id)
+        if query is not None:
+            spans = tuple(map(new_span, zip(flat[::2], flat[1::2], strict=True)))
+            matches.append(new_match((query_id, query, spans)))
+    return tuple(matches)
+
+
+def _answer() -> int:
+    """A warm-up task: which worker took it (it waits a little, so that each worker takes one)."""
+    time.sleep(0.05)
+    return os.getpid()
+
+
 @cache
 def _detector(engine: str) -> LanguageDetector:
     return make_detector(engine)
 
 
-def analyse(
-    engine: str, texts: list[str], sign: bool, words: bool = False
-) -> list[tuple[str, float, bytes, DocumentParts | None]]:
-    """(language, confidence, story signature or b"", words or None) of each text: a worker process's share
-    of a batch. `words`: also the text's words and their stem keys in its language, for the full-text
-    index and the matcher."""
+_replica = IndexReplica()  # a worker process's copy of the query index
+
+
+def analyse(engine: str, texts: list[str], sign: bool, matching: _Matching | None) -> list[Analysis]:
+    """A worker process's share of a batch: for each text, (language, confidence, story signature or
+    b"", the full-text index's body or None, the queries it matches with their spans)."""
     detector = _detector(engine)
-    found = []
-    for text in texts:
+    index = _replica.catch_up(matching.sync) if matching is not None else None
+    found: list[Analysis] = []
+    for n, text in enumerate(texts):
         detection = detector.detect(text)
-        found.append(
-            (
-                detection.lang,
-                detection.confidence,
-                story_signature(text) if sign else b"",
-                DocumentParts.of(text, detection.lang) if words and text else None,
-            )
+        signature = story_signature(text) if sign else b""
+        if not text:
+            found.append((detection.lang, detection.confidence, signature, None, []))
+            continue
+        if index is None or matching is None:
+            found.append((detection.lang, detection.confidence, signature, " ".join(token_norms(text)), []))
+            continue
+        channel_id = matching.channel_ids[n]
+        doc = Document.of(
+            text,
+            lang=detection.lang,
+            channel_id=channel_id,
+            channel_username=matching.usernames.get(channel_id),
         )
+        matches = [(m.query_id, tuple(chain.from_iterable(m.spans))) for m in index.match(doc)]
+        found.append((detection.lang, detection.confidence, signature, " ".join(doc.norms), matches))
     return found

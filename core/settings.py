@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     lang_engine: Literal["fasttext", "langdetect"] = "fasttext"
     pipeline_workers: int = Field(
-        0, ge=0, le=8, description="processes that detect language, fingerprint and tokenise beside ingest"
+        0, ge=0, le=8, description="processes that detect language, fingerprint and match beside ingest"
     )
     subscribe_mode: Literal["open", "invite"] = "open"
     poll_interval: float = Field(60.0, gt=0, description="seconds between catch-up passes per channel")

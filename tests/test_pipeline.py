@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -41,6 +42,30 @@ def test_normalise_canonical_form() -> None:
     assert post.date == T0 and post.date.tzinfo == UTC
     assert post.edit_date == T0 + timedelta(minutes=30)
     assert post.text == "ab" and post.views is None and post.reactions is None
+
+
+@pytest.mark.parametrize(
+    ("flaw", "fixed"),
+    [
+        ({"channel_id": -1001234}, {}),
+        ({"date": datetime(2024, 3, 1, 14, 0, tzinfo=timezone(timedelta(hours=5)))}, {}),
+        ({"date": datetime(2024, 3, 1, 9, 0)}, {}),
+        ({"edit_date": datetime(2024, 3, 1, 9, 0)}, {}),
+        ({"text": "a\x00b"}, {}),
+        ({"views": -1}, {"views": None}),
+        ({"forwards": -2}, {"forwards": None}),
+        ({"replies": -3}, {"replies": None}),
+        ({"reactions": {}}, {"reactions": None}),
+    ],
+)
+def test_normalise_fixes_each_flaw_alone_and_keeps_canonical_posts(
+    flaw: dict[str, object], fixed: dict[str, object]
+) -> None:
+    canonical = RawPost(1234, 1, T0, "ab", edit_date=T0, views=5, forwards=1, reactions={"👍": 2})
+    assert normalise(canonical) is canonical
+    post = normalise(replace(canonical, **flaw))  # type: ignore[arg-type]
+    assert post == replace(canonical, **fixed)  # type: ignore[arg-type]
+    assert post.date.tzinfo is UTC and post.edit_date is not None and post.edit_date.tzinfo is UTC
 
 
 def test_tags_from_entities_and_text() -> None:

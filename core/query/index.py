@@ -4,14 +4,17 @@ Each query gets a *trigger*: a few of its words, of which any matching post must
 (the word itself, one of its stem keys, or for a prefix a word starting with it). A post looks its own
 words and stem keys up in three dictionaries, and only the queries found there (plus the few that
 cannot be triggered, such as regex-only ones) are evaluated.
-Adding and removing a query updates the dictionaries in place.
+Adding and removing a query updates the dictionaries in place, and moves `revision` on: copies of the
+index in other processes catch up from the journal of recent changes (`changes_since`).
 """
 
 from __future__ import annotations
 
 import gc
+from collections import deque
 from collections.abc import Hashable, Iterable, Iterator
 from functools import partial
+from itertools import islice
 from typing import NamedTuple
 
 from core.query.matcher import (
@@ -33,7 +36,7 @@ class QueryMatch(NamedTuple):
     spans: tuple[Span, ...]
 
 
-_new_match = partial(tuple.__new__, QueryMatch)
+new_match = partial(tuple.__new__, QueryMatch)
 
 
 def _key_count(word: WordMatcher) -> int:
@@ -98,6 +101,9 @@ def _unpost(table: dict[str, Ids], key: str, query_id: Hashable) -> None:
 
 
 _MISSING = object()
+JOURNAL = 4096  # changes kept for copies of the index to catch up on (further back, they copy it whole)
+
+Change = tuple[int, Hashable, str | None]  # (revision, query id, query text or None when removed)
 
 
 class QueryIndex:
@@ -108,6 +114,8 @@ class QueryIndex:
         self._prefixes: dict[str, Ids] = {}
         self._prefix_lengths: dict[int, int] = {}  # length → how many prefixes of that length
         self._always: set[Hashable] = set()
+        self.revision = 0  # moves on with every change
+        self._journal: deque[Change] = deque(maxlen=JOURNAL)
 
     def __len__(self) -> int:
         return len(self._queries)
@@ -116,11 +124,29 @@ class QueryIndex:
         """Every query with its id, in the order added."""
         return iter(self._queries.items())
 
+    def get(self, query_id: Hashable) -> Query | None:
+        return self._queries.get(query_id)
+
+    def changes_since(self, revision: int) -> list[Change] | None:
+        """The changes after `revision`, oldest first (a query's text is enough to compile it again);
+        None when the journal no longer reaches back that far."""
+        if revision == self.revision:
+            return []
+        journal = self._journal
+        if not journal or journal[0][0] > revision + 1 or revision > self.revision:
+            return None
+        return list(islice(journal, revision + 1 - journal[0][0], None))
+
+    def _changed(self, query_id: Hashable, text: str | None) -> None:
+        self.revision += 1
+        self._journal.append((self.revision, query_id, text))
+
     def add(self, query_id: Hashable, query: Query) -> None:
         """Add or replace a query."""
         if query_id in self._queries:
             self.remove(query_id)
         self._queries[query_id] = query
+        self._changed(query_id, query.text)
         words = trigger(query.root)
         if words is None:
             self._always.add(query_id)
@@ -151,6 +177,7 @@ class QueryIndex:
         query = self._queries.pop(query_id, None)
         if query is None:
             return
+        self._changed(query_id, None)
         self._always.discard(query_id)
         for word in trigger(query.root) or ():  # the words `add` posted: trigger is a function
             if word.prefix:
@@ -193,5 +220,5 @@ class QueryIndex:
             query = queries[query_id]
             spans = query.match(doc)
             if spans is not None:
-                result.append(_new_match((query_id, query, spans)))
+                result.append(new_match((query_id, query, spans)))
         return result

@@ -40,7 +40,7 @@ class Span(NamedTuple):
     end: int
 
 
-_new_span = partial(tuple.__new__, Span)
+new_span = partial(tuple.__new__, Span)
 _new_token = partial(tuple.__new__, Token)
 
 
@@ -280,7 +280,7 @@ class CTerm:
         if not self.word.present(doc):
             return None
         starts, ends = doc.offsets()
-        return [_new_span((starts[i], ends[i])) for i in self.word.positions(doc)]
+        return [new_span((starts[i], ends[i])) for i in self.word.positions(doc)]
 
 
 @dataclass(frozen=True, slots=True)
