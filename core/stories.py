@@ -551,8 +551,8 @@ class _Buckets:
         return len(self._keys) + self._held
 
     def hashes(self, sig: bytes) -> BandHashes:
-        """One 64-bit hash per band of a headerless signature: (its first 8 bytes as an int) * mult + salt,
-        mod 2**64 (injective on two-row bands)."""
+        """One 64-bit hash per band of a headerless signature: (the band's first 8 bytes, or 4 of a one-row
+        band, as a little-endian int) * mult + salt, mod 2**64 (injective on bands of up to two rows)."""
         width, bands = self.width, self.bands
         low: Hashes
         if len(sig) < bands * width:  # not a whole signature: int.from_bytes pads what is missing
