@@ -39,11 +39,11 @@ import heapq
 import random
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from itertools import count
+from itertools import count, repeat
 from typing import Literal
 
 import numpy as np
@@ -286,7 +286,6 @@ Hashes = npt.NDArray[np.uint64]
 Codes = npt.NDArray[np.uint32]
 Positions = npt.NDArray[np.intp]
 _HEADER = bytes([SIGNATURE_VERSION])
-_MASK64 = (1 << 64) - 1
 _BASE = 0x9E3779B97F4A7C15  # odd
 _FMIX = (np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53))
 _SHIFT = np.uint64(33)  # 64 - 31 value bits
@@ -397,8 +396,13 @@ def _agreement(a: bytes, b: bytes) -> float:
     n = len(a) // 4
     if n == 0 or len(b) != len(a):
         return 0.0
+    return _agreement_with(int.from_bytes(a, "little"), b, n)
+
+
+def _agreement_with(a: int, b: bytes, n: int) -> float:
+    """`_agreement` of a signature given as its little-endian int `a` (n lanes) and another one."""
     values, guards = _lanes(n)
-    diff = int.from_bytes(a, "little") ^ int.from_bytes(b, "little")
+    diff = a ^ int.from_bytes(b, "little")
     unequal = ((diff + values) & guards).bit_count()  # a non-zero 31-bit lane carries into its guard bit
     return (n - unequal) / n
 
@@ -492,132 +496,159 @@ def story_id_for(key: Key) -> str:
 
 
 class _Entry:
-    __slots__ = ("key", "sig", "slot", "story_id", "ts")
+    __slots__ = ("key", "ref", "sig", "story_id", "ts")
 
-    def __init__(self, key: Key, story_id: str, sig: bytes, ts: float, slot: int) -> None:
+    def __init__(self, key: Key, story_id: str, sig: bytes, ts: float) -> None:
         self.key = key
         self.story_id = story_id
         self.sig = sig  # headerless, b"" when too short to judge
         self.ts = ts
-        self.slot = slot  # its number in the bucket store (-1: not bucketed)
+        self.ref = -1  # slot << 32 | generation in the bucket store (-1: not bucketed)
+
+
+_VACANT = _Entry((0, 0), "", b"", 0.0)  # what a free slot holds: its ref (-1) matches no pair
+Refs = npt.NDArray[np.int64]
+BandHashes = tuple[Hashes, list[int]]  # a post's band hashes, as an array and as ints
 
 
 class _Buckets:
     """LSH buckets: which entries have a given band value, in flat arrays.
 
-    Each (band hash, slot, generation) triple sits in sorted numpy arrays; new triples wait in a small dict
-    until there are enough to merge. A slot is an entry's number; freeing it bumps its generation, which
-    makes every triple pointing at the old entry stale (skipped, and dropped at the next merge). Lookups
-    return slots whose current entry *may* share the band: the caller compares the band itself.
+    Each (band hash, ref) pair sits in sorted numpy arrays; a ref is slot << 32 | generation. New pairs
+    wait in columns, and in a dict by hash for lookups, until there are enough to merge. A slot is an
+    entry's number; freeing it bumps its generation, which makes every pair pointing at the old entry
+    stale (skipped, and dropped at a merge). A lookup compares the band itself: no hash collision passes.
     """
 
-    MERGE_AT = 1 << 14  # pending triples (Python objects: ~200 bytes each) before a merge
+    # Pending pairs (~60 bytes each, most in the dict) before a merge: MERGE_AT, or 1/GROWTH of the pairs
+    # in the arrays when that is more, so that a merge's copy of the arrays costs O(GROWTH) per pair.
+    MERGE_AT = 1 << 14
+    GROWTH = 16
 
     def __init__(self, bands: int, rows: int) -> None:
         self.bands = bands
         self.rows = rows
+        self.width = 4 * rows  # bytes per band
         rng = random.Random(0x5EED)  # fixed multipliers: the hashes need not be stable, only well mixed
-        self._mult = rng.getrandbits(64) | 1
-        self._salts = [rng.getrandbits(64) for _ in range(bands)]
+        self._mult = np.uint64(rng.getrandbits(64) | 1)
+        self._salts = np.array([rng.getrandbits(64) for _ in range(bands)], dtype=np.uint64)
         self._keys = np.empty(0, np.uint64)
-        self._slots = np.empty(0, np.int32)
-        self._gens = np.empty(0, np.uint32)
-        # pending triples, in columns (for the merge) and by hash (for lookups)
-        self._pending_keys: list[int] = []
-        self._pending_slots: list[int] = []
-        self._pending_gens: list[int] = []
-        self._pending: dict[int, list[tuple[int, int]]] = {}
-        self._stale = 0  # triples of freed slots still in the arrays
-        self.entries: list[_Entry | None] = []  # by slot
+        self._refs: Refs = np.empty(0, np.int64)
+        # pending pairs: in columns for the merge (filled while the hashes are in the cache: building them
+        # from the dict at the merge takes longer), and by hash, its newest ref (in `_more` the older ones)
+        self._held = 0
+        self._pending_keys = np.empty(self.MERGE_AT, np.uint64)
+        self._pending_refs: Refs = np.empty(self.MERGE_AT, np.int64)
+        self._pending: dict[int, int] = {}
+        self._more: dict[int, list[int]] = {}
+        self._stale = 0  # pairs of freed slots still in the arrays
+        self.entries: list[_Entry] = []  # by slot
         self.generation = np.zeros(0, np.uint32)  # by slot
         self._free: list[int] = []
 
     def __len__(self) -> int:
-        """Triples held, stale ones included until the next merge."""
-        return len(self._keys) + len(self._pending_keys)
+        """Pairs held, stale ones included until the next merge."""
+        return len(self._keys) + self._held
 
-    def hashes(self, sig: bytes) -> list[int]:
-        """One 64-bit hash per band of a headerless signature (injective on two-row bands)."""
-        width = 4 * self.rows
-        mult = self._mult
-        return [
-            (int.from_bytes(sig[start : start + width], "little") * mult + salt) & _MASK64
-            for start, salt in zip(range(0, self.bands * width, width), self._salts, strict=True)
-        ]
+    def hashes(self, sig: bytes) -> BandHashes:
+        """One 64-bit hash per band of a headerless signature: (the band's first 8 bytes, or 4 of a one-row
+        band, as a little-endian int) * mult + salt, mod 2**64 (injective on bands of up to two rows)."""
+        width, bands = self.width, self.bands
+        low: Hashes
+        if len(sig) < bands * width:  # not a whole signature: int.from_bytes pads what is missing
+            starts = range(0, bands * width, width)
+            low = np.array([int.from_bytes(sig[s : s + min(width, 8)], "little") for s in starts], np.uint64)
+        elif width == 4:
+            low = np.frombuffer(sig, "<u4", count=bands).astype(np.uint64)
+        else:  # a strided view of the first 8 bytes of each band
+            low = np.ndarray((bands,), "<u8", sig, 0, (width,))
+        hashed: Hashes = low * self._mult + self._salts
+        return hashed, hashed.tolist()
 
-    def add(self, entry: _Entry, hashes: list[int]) -> None:
+    def add(self, entry: _Entry, hashes: BandHashes) -> None:
         slot = self._free.pop() if self._free else self._grow()
-        entry.slot = slot
+        ref = slot << 32 | int(self.generation[slot])
+        entry.ref = ref
         self.entries[slot] = entry
-        gen = int(self.generation[slot])
+        array, values = hashes
+        held, end = self._held, self._held + len(values)
+        if end > len(self._pending_keys):
+            self._pending_keys = np.concatenate((self._pending_keys, np.empty(end, np.uint64)))
+            self._pending_refs = np.concatenate((self._pending_refs, np.empty(end, np.int64)))
+        self._pending_keys[held:end] = array
+        self._pending_refs[held:end] = ref
+        self._held = end
         pending = self._pending
-        for h in hashes:
-            found = pending.get(h)
-            if found is None:
-                pending[h] = [(slot, gen)]
-            else:
-                found.append((slot, gen))
-        self._pending_keys += hashes
-        self._pending_slots += [slot] * len(hashes)
-        self._pending_gens += [gen] * len(hashes)
-        if len(self._pending_keys) >= self.MERGE_AT:
+        if not pending.keys().isdisjoint(values):  # a hash pending already: its ref moves to `_more`
+            for h in pending.keys() & values:
+                self._more.setdefault(h, []).append(pending[h])
+        pending.update(zip(values, repeat(ref)))
+        if end >= self.MERGE_AT and end * self.GROWTH >= len(self._keys):
             self._merge()
 
     def discard(self, entry: _Entry) -> None:
-        slot = entry.slot
-        if slot < 0 or self.entries[slot] is not entry:
+        slot = entry.ref >> 32
+        if entry.ref < 0 or self.entries[slot] is not entry:
             return
-        self.entries[slot] = None
+        self.entries[slot] = _VACANT
         self.generation[slot] += 1
         self._free.append(slot)
         self._stale += self.bands
-        entry.slot = -1
+        entry.ref = -1
 
-    def find(self, hashes: list[int]) -> list[tuple[int, _Entry]]:
-        """(band, entry) for every live entry with the same hash in that band (not yet the same band)."""
-        found: list[tuple[int, _Entry]] = []
-        entries, generation = self.entries, self.generation
-        if len(self._keys):
-            wanted = np.array(hashes, dtype=np.uint64)
-            lo = np.searchsorted(self._keys, wanted, "left")
-            hi = np.searchsorted(self._keys, wanted, "right")
-            for band in np.flatnonzero(hi > lo).tolist():
-                for i in range(int(lo[band]), int(hi[band])):
-                    slot = int(self._slots[i])
-                    entry = entries[slot]
-                    if entry is not None and generation[slot] == self._gens[i]:
-                        found.append((band, entry))
-        if self._pending:
-            for band, h in enumerate(hashes):
-                for slot, gen in self._pending.get(h, ()):
-                    entry = entries[slot]
-                    if entry is not None and generation[slot] == gen:
-                        found.append((band, entry))
-        return found
+    def candidates(self, sig: bytes, hashes: BandHashes) -> list[_Entry]:
+        """Every live entry that shares at least one band (all `rows` values) with `sig`, once."""
+        array, values = hashes
+        bands: list[int] = []  # bands with pairs of the same hash, and those pairs' refs
+        runs: list[list[int]] = []
+        keys = self._keys
+        if len(keys):
+            lo = keys.searchsorted(array)  # methods: np.searchsorted() adds a Python call
+            hit = (keys.take(lo, mode="clip") == array).nonzero()[0]  # a pair with the band's hash
+            if len(hit):
+                starts = lo[hit].tolist()
+                ends = keys.searchsorted(array[hit], "right").tolist()  # the end of each run of equal keys
+                refs = self._refs
+                bands = hit.tolist()
+                runs = [refs[start:end].tolist() for start, end in zip(starts, ends, strict=True)]
+        pending = self._pending
+        if pending and (shared := pending.keys() & values):
+            more = self._more
+            for band, h in enumerate(values):
+                if h in shared:
+                    bands.append(band)
+                    runs.append([pending[h], *more.get(h, ())])
+        found: dict[int, _Entry] = {}  # by ref
+        entries, width = self.entries, self.width
+        for band, run in zip(bands, runs, strict=True):
+            start = band * width
+            part = sig[start : start + width]
+            for ref in run:
+                if ref not in found:
+                    entry = entries[ref >> 32]
+                    if entry.ref == ref and entry.sig[start : start + width] == part:
+                        found[ref] = entry
+        return list(found.values())
 
     def _grow(self) -> int:
         slot = len(self.entries)
-        self.entries.append(None)
+        self.entries.append(_VACANT)
         if slot >= len(self.generation):
             self.generation = np.concatenate([self.generation, np.zeros(max(1024, slot), np.uint32)])
         return slot
 
     def _merge(self) -> None:
-        """Fold the pending triples into the sorted arrays; drop the stale ones when they pile up."""
-        keys = np.array(self._pending_keys, dtype=np.uint64)
-        slots = np.array(self._pending_slots, dtype=np.int32)
-        gens = np.array(self._pending_gens, dtype=np.uint32)
-        self._pending_keys, self._pending_slots, self._pending_gens = [], [], []
-        self._pending = {}
-        order = np.argsort(keys, kind="stable")
-        keys, slots, gens = keys[order], slots[order], gens[order]
-        at = np.searchsorted(self._keys, keys, "right")
+        """Fold the pending pairs into the sorted arrays; drop the stale ones when they pile up."""
+        order = np.argsort(self._pending_keys[: self._held])  # the order of equal keys does not matter
+        keys, refs = self._pending_keys[order], self._pending_refs[order]
+        at = self._keys.searchsorted(keys, "right")
         self._keys = np.insert(self._keys, at, keys)
-        self._slots = np.insert(self._slots, at, slots)
-        self._gens = np.insert(self._gens, at, gens)
+        self._refs = np.insert(self._refs, at, refs)
+        self._held = 0
+        self._pending, self._more = {}, {}
         if self._stale > len(self._keys) // 4:
-            live = self.generation[self._slots] == self._gens
-            self._keys, self._slots, self._gens = self._keys[live], self._slots[live], self._gens[live]
+            live = self.generation[self._refs >> 32] == (self._refs & 0xFFFFFFFF)
+            self._keys, self._refs = self._keys[live], self._refs[live]
             self._stale = 0
 
 
@@ -718,9 +749,9 @@ class StoryIndex:
         if blob is None:
             blob = signature(text)
         sig = blob[1:]
-        hashes = self._buckets.hashes(sig) if sig else []
+        hashes = self._buckets.hashes(sig) if sig else None
         match = self._by_forward(key, forwarded_from, blob)
-        if match is None and sig:
+        if match is None and hashes is not None:
             match = self._by_content(key[0], sig, ts, blob, hashes)
         if match is None:
             match = StoryMatch(story_id_for(key), True, 0.0, key, blob, "new" if sig else "short")
@@ -775,41 +806,34 @@ class StoryIndex:
         return None
 
     def _by_content(
-        self, channel_id: int, sig: bytes, ts: float, blob: bytes, hashes: list[int]
+        self, channel_id: int, sig: bytes, ts: float, blob: bytes, hashes: BandHashes
     ) -> StoryMatch | None:
+        lanes = len(sig) // 4
+        if not lanes:  # `_agreement` is 0 for everything
+            return None
         best: tuple[float, Key, float, str] | None = None  # (ts, key, similarity, story)
-        seen: set[Key] = set()
-        for entry in self._candidates(sig, hashes):
-            if entry.key in seen:
-                continue
-            seen.add(entry.key)
-            if abs(entry.ts - ts) > self._window_s:
-                continue
-            score = _agreement(sig, entry.sig)
-            needed = self.same_channel_threshold if entry.key[0] == channel_id else self.threshold
-            if score >= needed and (best is None or (entry.ts, entry.key) < best[:2]):
+        mine = int.from_bytes(sig, "little")
+        window, same_channel, other_channel = self._window_s, self.same_channel_threshold, self.threshold
+        for entry in self._buckets.candidates(sig, hashes):
+            if abs(entry.ts - ts) > window or (best is not None and (entry.ts, entry.key) > best[:2]):
+                continue  # out of the window, or later than a match found already
+            score = _agreement_with(mine, entry.sig, lanes) if len(entry.sig) == len(sig) else 0.0
+            if score >= (same_channel if entry.key[0] == channel_id else other_channel):
                 best = (entry.ts, entry.key, score, entry.story_id)
         if best is None:
             return None
         return StoryMatch(best[3], False, best[2], best[1], blob, "duplicate")
 
-    def _candidates(self, sig: bytes, hashes: list[int] | None = None) -> Iterator[_Entry]:
-        """Indexed entries that share at least one band (all `rows` values) with `sig`; repeats possible.
+    def _candidates(self, sig: bytes) -> list[_Entry]:
+        """Indexed entries that share at least one band (all `rows` values) with `sig`."""
+        return self._buckets.candidates(sig, self._buckets.hashes(sig)) if sig else []
 
-        `hashes`: `self._buckets.hashes(sig)` when the caller has them."""
-        if not sig:
-            return
-        width = 4 * self.rows
-        for band, entry in self._buckets.find(self._buckets.hashes(sig) if hashes is None else hashes):
-            start = band * width
-            if entry.sig[start : start + width] == sig[start : start + width]:
-                yield entry
-
-    def _add(self, key: Key, story_id: str, sig: bytes, ts: float, hashes: list[int] | None = None) -> None:
-        entry = _Entry(key, story_id, sig, ts, -1)
+    def _add(self, key: Key, story_id: str, sig: bytes, ts: float, hashes: BandHashes | None = None) -> None:
+        entry = _Entry(key, story_id, sig, ts)
         self._entries[key] = entry
         heapq.heappush(self._heap, (ts, next(self._seq), key))
-        self._newest = max(self._newest, ts)
+        if ts > self._newest:
+            self._newest = ts
         if sig:
             self._buckets.add(entry, self._buckets.hashes(sig) if hashes is None else hashes)
 

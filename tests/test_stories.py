@@ -408,11 +408,12 @@ def test_real_cross_channel_copy_merges_and_a_template_does_not(shared_data: Pat
     assert put(1101170442, ria[270746]) != put(1136626166, banksta[61297])
 
 
-def test_buckets_find_exactly_the_posts_sharing_a_band() -> None:
+@pytest.mark.parametrize(("bands", "rows"), [(16, 2), (24, 1), (42, 3)])
+def test_buckets_find_exactly_the_posts_sharing_a_band(bands: int, rows: int) -> None:
     """The flat bucket store against a brute-force scan, through merges, removals and re-use of slots."""
     rng = random.Random(3)
     vocab = [f"слово{n}" for n in range(40)]  # a small vocabulary: many posts share bands
-    index = StoryIndex(window=timedelta(days=3650))
+    index = StoryIndex(window=timedelta(days=3650), bands=bands, rows=rows)
     index._buckets.MERGE_AT = 64
     width = 4 * index.rows
     for n in range(400):
@@ -426,7 +427,40 @@ def test_buckets_find_exactly_the_posts_sharing_a_band() -> None:
             for key, entry in index._entries.items()
             if entry.sig
             and any(
-                entry.sig[b * width : (b + 1) * width] == sig[b * width : (b + 1) * width] for b in range(16)
+                entry.sig[b * width : (b + 1) * width] == sig[b * width : (b + 1) * width]
+                for b in range(bands)
             )
         }
         assert {entry.key for entry in index._candidates(sig)} == expected
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_band_hashes_are_the_band_as_an_int_mixed(rows: int) -> None:
+    """numpy's band hashes are (the band's first 8 bytes as an int) * mult + salt mod 2**64, also for a
+    signature too short to fill every band."""
+    buckets = StoryIndex(bands=8, rows=rows)._buckets
+    mult, salts = int(buckets._mult), [int(salt) for salt in buckets._salts]
+    width = 4 * rows
+    for sig in (signature(NEWS)[1:], signature(OTHER)[1:], signature(NEWS)[1:10]):
+        array, values = buckets.hashes(sig)
+        expected = [
+            (int.from_bytes(sig[b * width : b * width + width], "little") * mult + salts[b]) % 2**64
+            for b in range(8)
+        ]
+        assert values == array.tolist() == expected
+
+
+def test_posts_sharing_every_band_are_all_found_before_and_after_a_merge() -> None:
+    index = StoryIndex()
+    for n in range(6):
+        index.add_existing((n + 1, n), f"story-{n}", signature(NEWS), T0)
+    index.remove((3, 2))
+    index.add_existing((7, 6), "story-6", signature(NEWS), T0)  # re-uses the freed slot
+    expected = {(1, 0), (2, 1), (4, 3), (5, 4), (6, 5), (7, 6)}
+    sig = signature(NEWS)[1:]
+    assert {entry.key for entry in index._candidates(sig)} == expected  # all pending
+    index._buckets._merge()
+    assert {entry.key for entry in index._candidates(sig)} == expected
+    index.remove((1, 0))
+    index.add_existing((1, 0), "story-0", signature(OTHER), T0)  # its slot again, other bands
+    assert {entry.key for entry in index._candidates(sig)} == expected - {(1, 0)}
