@@ -60,8 +60,8 @@ COPY_EVERY = 10  # one post in ten repeats a recent post of another channel
 SPAN = timedelta(hours=20)  # post dates: the last 20 hours, so every match is fresh enough to alert
 TGMON_SECONDS = 40.0  # the tgmon run stops early when it takes longer (the note says how many posts)
 NAIVE_SECONDS = 15.0
-# language, story signatures and words beside the main process: one per core (the main process is mostly
-# waiting for them or for SQLite, which works outside the GIL)
+# language, story signatures, words and matching beside the main process (which stores, queues alerts and
+# assigns stories): one per core
 WORKERS = min(os.cpu_count() or 1, 4) if (os.cpu_count() or 1) > 1 else 0
 BROAD = 0.005  # queries matching more than this share of posts are dropped as unrealistic
 

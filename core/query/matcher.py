@@ -56,25 +56,6 @@ def spans_within(spans: Sequence[Span], start: int, end: int) -> list[tuple[int,
     return [(s.start - start, s.end - start) for s in spans if s.start >= start and s.end <= end]
 
 
-class DocumentParts(NamedTuple):
-    """What a `Document` computes from its text and language, as plain lists: a worker process builds
-    them beside language detection and sends them back (`Document.of(text, parts=...)`), so the
-    process that matches only looks the queries up."""
-
-    words: list[str]  # the tokens as written (`scan`)
-    scanned_norms: list[str]  # their folded forms, "" for a word that folds to nothing
-    norms: list[str]  # the folded forms without those
-    distinct: list[str]  # the distinct folded words…
-    keys: list[tuple[str, ...]]  # …and the stem keys of each, for a post in that language
-
-    @classmethod
-    def of(cls, text: str, lang: str | None) -> DocumentParts:
-        words, scanned = scan(text)
-        norms = scanned if all(scanned) else [n for n in scanned if n]
-        distinct, keys = _keyed(set(norms), lang)
-        return cls(words, scanned, norms, distinct, keys)
-
-
 class _Keyed(NamedTuple):
     distinct: list[str]
     keys: list[tuple[str, ...]]
@@ -121,7 +102,6 @@ class Document:
         lang: str | None = None,
         channel_id: int | None = None,
         channel_username: str | None = None,
-        parts: DocumentParts | None = None,
     ) -> None:
         self.text = text
         self.lang = lang
@@ -133,20 +113,14 @@ class Document:
         self._words: dict[str, list[int]] | None = None
         self._stems: dict[str, list[int]] | None = None
         self._scanned: tuple[list[str], list[str]] | None = None
-        if parts is None:
-            if tokens is None:
-                self._scanned = scan(text)
-                norms = self._scanned[1]
-                self.norms: list[str] = norms if all(norms) else [n for n in norms if n]
-            else:
-                self.norms = [t.norm for t in tokens]
-            self.word_set: set[str] = set(self.norms)  # the distinct folded words
-            distinct, keys = _keyed(self.word_set, lang)
+        if tokens is None:
+            self._scanned = scan(text)
+            norms = self._scanned[1]
+            self.norms: list[str] = norms if all(norms) else [n for n in norms if n]
         else:
-            self._scanned = (parts.words, parts.scanned_norms)
-            self.norms = parts.norms
-            distinct, keys = parts.distinct, parts.keys
-            self.word_set = set(distinct)
+            self.norms = [t.norm for t in tokens]
+        self.word_set: set[str] = set(self.norms)  # the distinct folded words
+        distinct, keys = _keyed(self.word_set, lang)
         self._word_keys = (distinct, keys)
         self.stem_set: set[str] = set(chain.from_iterable(keys))
 
@@ -159,10 +133,9 @@ class Document:
         channel_id: int | None = None,
         channel_username: str | None = None,
         tokens: list[Token] | None = None,
-        parts: DocumentParts | None = None,
     ) -> Document:
-        """`tokens`, when given, must be `tokenize(text)`; `parts`, `DocumentParts.of(text, lang)`."""
-        return cls(text, tokens, lang, channel_id, (channel_username or "").lower() or None, parts)
+        """`tokens`, when given, must be `tokenize(text)`."""
+        return cls(text, tokens, lang, channel_id, (channel_username or "").lower() or None)
 
     @property
     def tokens(self) -> list[Token]:
