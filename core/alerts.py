@@ -110,7 +110,7 @@ class OutboxSink:
                 continue
             post = item.post
             fresh = now - post.date <= self.max_age
-            text, inside = snippet(post.text, sorted(set(spans), key=lambda s: (s.start, s.end)))
+            text, inside = snippet(post.text, sorted(set(spans)))  # (start, end) order
             shown = {  # the same for every subscriber of this post, encoded once
                 "channel": f"@{post.channel_username}" if post.channel_username else post.channel_title,
                 "channel_title": post.channel_title,

@@ -20,7 +20,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
-from itertools import chain
 from typing import Any, Protocol
 
 from core import heap
@@ -580,18 +579,18 @@ class _Matching:
     usernames: dict[int, str | None]
 
 
-Analysis = tuple[str, float, bytes, str | None, list[tuple[Hashable, tuple[int, ...]]]]
+Pair = tuple[int, int]
+Analysis = tuple[str, float, bytes, str | None, list[tuple[Hashable, tuple[Pair, ...]]]]
 
 
-def _matches(index: QueryIndex, found: list[tuple[Hashable, tuple[int, ...]]]) -> tuple[QueryMatch, ...]:
+def _matches(index: QueryIndex, found: list[tuple[Hashable, tuple[Pair, ...]]]) -> tuple[QueryMatch, ...]:
     """A worker's matches as the main process's own (its copy had the same queries); spans travel as
-    flat (start, end, start, end, …) tuples, which pickle far faster than Span objects."""
+    plain (start, end) pairs, which pickle far faster than Span objects."""
     matches = []
-    for query_id, flat in found:
+    for query_id, pairs in found:
         query = index.get(query_id)
         if query is not None:
-            spans = tuple(map(new_span, zip(flat[::2], flat[1::2], strict=True)))
-            matches.append(new_match((query_id, query, spans)))
+            matches.append(new_match((query_id, query, tuple(map(new_span, pairs)))))
     return tuple(matches)
 
 
@@ -631,6 +630,6 @@ def analyse(engine: str, texts: list[str], sign: bool, matching: _Matching | Non
             channel_id=channel_id,
             channel_username=matching.usernames.get(channel_id),
         )
-        matches = [(m.query_id, tuple(chain.from_iterable(m.spans))) for m in index.match(doc)]
+        matches = [(m.query_id, tuple((start, end) for start, end in m.spans)) for m in index.match(doc)]
         found.append((detection.lang, detection.confidence, signature, " ".join(doc.norms), matches))
     return found

@@ -74,8 +74,11 @@ class QueryLimitReached(Exception):
         self.limit = limit
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps would make one per call
+
+
 def _json(payload: dict[str, Any] | list[str]) -> str:
-    return json.dumps(payload, ensure_ascii=False)
+    return _ENCODER.encode(payload)
 
 
 def _also_in(also: list[str], channel: str | None, label: str | None) -> bool:
@@ -87,7 +90,7 @@ def _also_in(also: list[str], channel: str | None, label: str | None) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a few are made for every post, and a frozen one costs twice as much
 class AlertRecord:
     """One subscriber's match of one post, as the alert stage hands it to storage."""
 
