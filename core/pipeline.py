@@ -342,18 +342,16 @@ class Pipeline:
             chunks = [changed[start : start + WORKER_CHUNK] for start in range(0, len(changed), WORKER_CHUNK)]
             signing = self.stories is not None
             sync = self._snapshots.sync(matching) if matching is not None else None
+
+            def task(chunk: list[int]) -> tuple[list[str], _Matching | None]:
+                texts = [posts[i].text for i in chunk]
+                if sync is None:
+                    return texts, None
+                return texts, _Matching(sync, [posts[i].channel_id for i in chunk], usernames)
+
             futures = [
-                loop.run_in_executor(
-                    pool,
-                    analyse,
-                    self.detector.name,
-                    [posts[i].text for i in chunk],
-                    signing,
-                    None
-                    if sync is None
-                    else _Matching(sync, [posts[i].channel_id for i in chunk], usernames),
-                )
-                for chunk in chunks
+                loop.run_in_executor(pool, analyse, self.detector.name, texts, signing, chunk_matching)
+                for texts, chunk_matching in map(task, chunks)
             ]
             for chunk, future in zip(chunks, futures, strict=True):
                 for i, (lang, confidence, blob, fts, found) in zip(chunk, await future, strict=True):
@@ -560,7 +558,8 @@ def _start_worker(parent: int, engine: str, sync: IndexSync | None) -> None:
     heap.relax()
     _detector(engine)
     if sync is not None:
-        _replica.catch_up(sync)
+        with contextlib.suppress(OSError):  # replaced already: the first task brings the current one
+            _replica.catch_up(sync)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -185,6 +186,43 @@ async def test_worker_processes_give_the_same_posts_stories_and_matches(tmp_path
     assert len(seen[0][3]) >= 3  # the full-text index found posts of all three languages
     stories = {message_id: story for message_id, _, _, story in seen[0][0]}
     assert stories[102] == stories[100] == "7:100"  # the copy joined the first post's story
+
+
+@pytest.mark.slow
+async def test_worker_processes_match_the_queries_as_they_change(tmp_path: Path) -> None:
+    """Each worker matches with its own copy of the index: added, replaced and removed queries reach it
+    between batches, through the journal and, past MAX_CHANGES, a new snapshot."""
+    from core.query import replica
+
+    index = QueryIndex()
+    index.add(1, compile_query("Алматы"))
+    sink = RecordingSink()
+    archive = await SqliteArchive.open(tmp_path / "w.db")
+    pipeline = Pipeline(archive, make_detector("fasttext"), sink, index, workers=2)
+    text = "Протестующие собрались в центре Алматы в воскресенье, требуя освободить задержанных"
+    seen: list[set[object]] = []
+    try:
+        await archive.upsert_channel(7, "kz", "KZ")
+        await pipeline.start_workers()
+        changes: list[Callable[[], None]] = [
+            lambda: index.add(2, compile_query("освободить задержанного")),  # a stem of Russian
+            lambda: (index.add(1, compile_query("Астана")), index.remove(2)),  # replaced, removed
+            lambda: [
+                index.add(100 + n, compile_query(f"слово{n} OR центре")) for n in range(replica.MAX_CHANGES)
+            ],
+        ]
+        for n, change in enumerate([lambda: None, *changes]):
+            change()
+            batch = [RawPost(7, 1000 * n + m, T0, f"{text} {m}") for m in range(250)]  # a chunk for each
+            await pipeline.ingest(batch)
+            assert len(sink.items) == len(batch)
+            seen.append({m.query_id for item in sink.items for m in item.matches})
+            sink.items.clear()
+    finally:
+        pipeline.close()
+        await archive.close()
+    assert seen[:3] == [{1}, {1, 2}, set()]
+    assert seen[3] == {100 + n for n in range(replica.MAX_CHANGES)}  # from a new snapshot
 
 
 WORKER_HOST = """
