@@ -49,6 +49,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from core.pieces import sub_pieces
+
 __all__ = [
     "BANDS",
     "MIN_WORDS",
@@ -101,10 +103,12 @@ _URL = re.compile(
 _MARKDOWN_LINK = re.compile(r"\]\((?:[^()\s]|\([^()\s]*\))*\)")  # the "(url)" of [text](url)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _TAG = re.compile(r"(?<![\w&])[#@＃＠]\w+")
-# What every match of the costly regexes above contains (a URL: "/" or "www."): they run only where it is.
-_WWW = re.compile(r"www\.", re.IGNORECASE)
+# What every match of the costly regexes above contains (a URL: "/" or "www."): they run only on the words
+# holding it (`sub_pieces`). Patterns that start with a character class are scanned for in C: `_TAG_FAST`
+# is `_TAG` so (tests/test_stories.py checks the fast paths against the plain patterns).
+_LINK_HINT = re.compile(r"[/Ww](?:(?<=/)|(?i:ww\.))")  # only w/W match "w" case-insensitively
 _EMAIL_HINT = re.compile(r"@[\w-]+\.[\w-]")
-_TAG_HINT = re.compile("[#@＃＠]")
+_TAG_FAST = re.compile(r"[#@＃＠](?<![\w&][#@＃＠])\w+")
 _TOKEN = re.compile(r"[^\W_]+")
 _DIGITS = re.compile(r"\d+")
 # Han, kana, Thai: scripts written without spaces, where every character becomes a token.
@@ -138,6 +142,7 @@ _FOLD = {
     **{chr(0x06F0 + d): str(d) for d in range(10)},  # Persian digits
 }  # no replacement is itself folded, so replacing one character after the other is one translation
 _FOLDED = re.compile("[" + re.escape("".join(_FOLD)) + "]")
+_FOLDED_OR_MARK = re.compile(_FOLDED.pattern[:-1] + _MARKS.pattern[1:])
 
 # A trailing line is a channel signature when it carries a link or asks the reader to subscribe/read
 # more and has at most _SIGNATURE_WORDS other words ("Читать нас без VPN: bit.ly/…", "Задать вопрос: …"),
@@ -155,12 +160,12 @@ _SIGNATURE_HINT = re.compile(
 
 def _drop_links(text: str) -> str:
     """`text` with URLs replaced by a space."""
-    return _URL.sub(" ", text) if "/" in text or _WWW.search(text) else text
+    return sub_pieces(_URL, _LINK_HINT, text)
 
 
 def _drop_tags(text: str) -> str:
     """`text` with @mentions and #hashtags replaced by a space."""
-    return _TAG.sub(" ", text) if _TAG_HINT.search(text) else text
+    return _TAG_FAST.sub(" ", text)
 
 
 def _is_signature_line(line: str) -> bool:
@@ -170,7 +175,7 @@ def _is_signature_line(line: str) -> bool:
         return False
     if unlinked != line or _SIGNATURE_HINT.search(line):
         return True
-    return words <= _TAG_LINE_WORDS and bool(_TAG.search(line))
+    return words <= _TAG_LINE_WORDS and bool(_TAG_FAST.search(line))
 
 
 def strip_signature(text: str) -> str:
@@ -194,7 +199,7 @@ def _fold(text: str) -> str:
     if "\xa0" in text:  # NFKC gives " " anyway; without it, most texts pass normalize()'s quick check
         text = text.replace("\xa0", " ")
     folded = unicodedata.normalize("NFKC", text).casefold()
-    if folded.isascii():
+    if folded.isascii() or not _FOLDED_OR_MARK.search(folded):  # (one scan instead of two, for most texts)
         return folded
     # str.replace per folded character present: str.translate looks every character up in a dict (~20x)
     for char in set(_FOLDED.findall(folded)):
@@ -202,26 +207,30 @@ def _fold(text: str) -> str:
     return _MARKS.sub("", folded)
 
 
-def _words(folded: str) -> list[str]:
-    """The word tokens of a folded text; a CJK/Thai letter is a token by itself."""
+def _words(folded: str) -> tuple[list[str], bool]:
+    """The word tokens of a folded text (a CJK/Thai letter is a token by itself), and whether it has one."""
     if folded.isascii() or not _CJK_CHAR.search(folded):
-        return _TOKEN.findall(folded)
-    return _CJK_TOKEN.findall(folded)
+        return _TOKEN.findall(folded), False
+    return _CJK_TOKEN.findall(folded), True
 
 
-def _tokens(text: str, numbers: NumberPolicy = NUMBERS, *, cut: bool = True) -> list[str]:
+def _tokens_cjk(text: str, numbers: NumberPolicy = NUMBERS, *, cut: bool = True) -> tuple[list[str], int]:
+    """`_tokens(text)` and their `_cjk_count` (0 with no CJK/Thai letter in the text: not counted then)."""
     body = strip_signature(text) if cut else text
     if "](" in body:
         body = _MARKDOWN_LINK.sub("] ", body)
-    if _EMAIL_HINT.search(body):
-        body = _EMAIL.sub(" ", body)
-    body = _drop_tags(_drop_links(body))
-    tokens = _words(_fold(body))
-    if numbers == "keep":
-        return tokens
+    if "@" in body:
+        body = sub_pieces(_EMAIL, _EMAIL_HINT, body)
+    tokens, cjk = _words(_fold(_drop_tags(_drop_links(body))))
     if numbers == "drop":
-        return [t for t in tokens if not t.isdigit()]
-    return [_DIGITS.sub("0", t) for t in tokens]
+        tokens = [t for t in tokens if not t.isdigit()]
+    elif numbers == "mask":
+        tokens = [_DIGITS.sub("0", t) for t in tokens]
+    return tokens, _cjk_count(tokens) if cjk else 0
+
+
+def _tokens(text: str, numbers: NumberPolicy = NUMBERS, *, cut: bool = True) -> list[str]:
+    return _tokens_cjk(text, numbers, cut=cut)[0]
 
 
 def fingerprint_text(text: str) -> str:
@@ -247,7 +256,7 @@ def _weight(tokens: list[str], cjk: int | None = None) -> float:
 
 def is_judgeable(text: str) -> bool:
     """Whether `text` is long enough to be merged with another post by its content."""
-    return _weight(_tokens(text)) >= MIN_WORDS
+    return _weight(*_tokens_cjk(text)) >= MIN_WORDS
 
 
 def _width(tokens: list[str], cjk: int, words: int | None = None, chars: int | None = None) -> int:
@@ -325,10 +334,15 @@ def _permutations(num_perm: int) -> tuple[Hashes, Hashes]:
 
 def _span_hashes(codes: Codes, starts: Positions, ends: Positions) -> Hashes:
     """The 64-bit hash of codes[start:end] for each (start, end) pair, as uint64."""
-    powers, inverses = _powers(len(codes) + 1)
-    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
-    np.cumsum(codes * powers[: len(codes)], out=prefix[1:])
-    x: Hashes = (prefix[ends] - prefix[starts]) * inverses[starts]
+    n = len(codes)
+    powers, inverses = _powers(n + 1)
+    prefix = np.empty(n + 1, dtype=np.uint64)
+    prefix[0] = 0
+    np.multiply(codes, powers[:n], out=prefix[1:])
+    prefix[1:].cumsum(out=prefix[1:])
+    x: Hashes = prefix[ends]
+    x -= prefix[starts]
+    x *= inverses[starts]
     x ^= x >> _SHIFT  # MurmurHash3's fmix64
     x *= _FMIX[0]
     x ^= x >> _SHIFT
@@ -346,7 +360,7 @@ def _shingle_hashes(tokens: list[str], width: int) -> Hashes:
     if not tokens:
         return np.empty(0, dtype=np.uint64)
     codes = _code_points(f" {' '.join(tokens)} ")
-    spaces = np.flatnonzero(codes == 32)  # around every token (a token has none): token k is between k, k+1
+    spaces = (codes == 32).nonzero()[0]  # around every token (a token has none): token k is between k, k+1
     count = max(len(tokens) - width + 1, 1)  # a text shorter than the width is one shingle
     return _span_hashes(codes, spaces[:count] + 1, spaces[min(width, len(tokens)) :])
 
@@ -367,7 +381,7 @@ def _minhash_of(hashes: Hashes, num_perm: int = NUM_PERM) -> bytes:
     for start in range(_CHUNK, len(hashes), _CHUNK):
         np.minimum(low, _lowest(hashes[start : start + _CHUNK], mult, add), out=low)
     low >>= _SHIFT  # the minimum of the top 31 bits is the top 31 bits of the minimum
-    return bytes(low.astype("<u4"))
+    return low.astype("<u4").tobytes()
 
 
 def _lowest(hashes: Hashes, mult: Hashes, add: Hashes) -> Hashes:
@@ -414,8 +428,7 @@ def _signature_of(tokens: list[str]) -> bytes:
 
 def signature(text: str) -> bytes:
     """The MinHash signature to persist: a version byte + NUM_PERM × uint32 LE; b"" for a too-short text."""
-    tokens = _tokens(text)
-    cjk = _cjk_count(tokens)
+    tokens, cjk = _tokens_cjk(text)
     if _weight(tokens, cjk) < MIN_WORDS:
         return b""
     return _HEADER + _minhash_of(_shingle_hashes(tokens, _width(tokens, cjk)))

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.langid import (
     ENGINES,
@@ -11,7 +13,9 @@ from core.langid import (
     FastTextDetector,
     LangdetectDetector,
     LanguageDetector,
+    _plain_clean,
     clean_for_detection,
+    head,
     is_judgeable,
     make_detector,
 )
@@ -83,6 +87,35 @@ def test_clean_keeps_words_with_digits_and_punctuation() -> None:
 def test_clean_empty_and_symbols_only() -> None:
     assert clean_for_detection("") == ""
     assert clean_for_detection("🔥🔥🔥 123 !!! https://t.me/x @a #b") == ""
+
+
+TRICKY = (
+    "ab hHtTwW Zz@#/.:,-_&+` \n\t\xa0\u3000ёЁ 12 ٣ ² ½ ① Ⓜ ℹ ™ 😀🇺🇦❤️\u200d\u20e3\ufe0f\U000e0067"
+    " 中文 カナ 한국 ไทย"
+)
+PIECES = st.sampled_from(
+    [
+        "https://t.me/x/1", "HTTP://Example.com/a", "www.Example.com", "WwW.", "telegram.me/x", "T.ME/",
+        "mail@example.com", "a@b.c+d@e.f", "x@y", "@channel", "@a#b", "#тег", "#a@b", "&#x", "1.5", "12:30",
+        "2024-01-05", "1..2", "1/2", "```code```", "`x`", "слово", "word", "中文字", "👍🏽",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=TRICKY, max_size=8), PIECES), max_size=40))
+def test_clean_for_detection_equals_its_plain_definition(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert clean_for_detection(text) == _plain_clean(text)
+
+
+def test_fasttext_detect_is_classify_on_the_head() -> None:
+    detector = FastTextDetector()
+    for texts in SENTENCES.values():
+        for text in texts:
+            cleaned = clean_for_detection(text + " 👍 https://t.me/x\n\n#tag  second line")
+            assert detector.detect(text) == detector.classify(head(clean_for_detection(text)))
+            assert " ".join(cleaned.split()) == cleaned  # one line of single-spaced words
 
 
 # --- threshold -------------------------------------------------------------------------------------

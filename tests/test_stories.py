@@ -188,6 +188,7 @@ PIECES = st.sampled_from(
         "https://t.me/x/1", "www.Example.com", "bit.ly/abc", "tg://resolve", "[статья](https://e.com/b)",
         "mail@example.com", "@channel", "#тег", "Подписаться", "subscribe", "канал", "کانال رسمی",
         "Читать нас", "новость", "市议会周二晚上", "слово", "word", "1/2", "км/ч", "a.b.c/d", "WWW.x",
+        "a@b.c+d@e.f", "x@y", "@a#b", "&#x", "Telegram.Me/x", "wWw.",
     ]
 )  # fmt: skip
 
