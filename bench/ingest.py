@@ -247,6 +247,7 @@ async def run_tgmon(
                 await archive.upsert_channel(channel, f"chan{channel}", f"Channel {channel}")
             queries = SubscriptionQueries(store)
             await queries.current()  # compile the queries once, as a running collector has
+            await archive.prepare_bulk_writes()  # as `tgmon import` does
             detector = FastTextDetector()
             detector.detect("warm up the model")
             sink = OutboxSink(store, queries)

@@ -51,6 +51,7 @@ async def import_exports(
     if on_start:
         on_start(sum(len(posts) for _, posts in chats))
     archive = pipeline.archive
+    await archive.prepare_bulk_writes()
 
     def stored(result: SaveResult, rows: int) -> None:
         report.new += len(result.new)

@@ -14,7 +14,7 @@ from core.pipeline import Pipeline
 from core.query.ast import QuerySyntaxError
 from core.search import search
 from core.storage.migrations import SCHEMA_VERSION, SchemaTooNewError
-from core.storage.sqlite import WRITER_CACHE_KIB, SqliteArchive
+from core.storage.sqlite import BULK_CACHE_KIB, SqliteArchive
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -246,13 +246,14 @@ async def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         await upgraded.close()
 
 
-async def test_only_a_connection_that_stores_posts_takes_the_larger_page_cache(tmp_path: Path) -> None:
+async def test_a_bulk_import_takes_a_larger_page_cache_and_others_keep_the_default(tmp_path: Path) -> None:
     archive = await SqliteArchive.open(tmp_path / "a.db")
     try:
         (default,) = await archive._one("PRAGMA cache_size")
         await archive.upsert_channel(1, "a", "A")
-        assert (await archive._one("PRAGMA cache_size"))[0] == default  # the bot's and exports' connections
         await archive.save_posts([])
-        assert (await archive._one("PRAGMA cache_size"))[0] == -WRITER_CACHE_KIB != default
+        assert (await archive._one("PRAGMA cache_size"))[0] == default  # the collector, the bot, exports
+        await archive.prepare_bulk_writes()
+        assert (await archive._one("PRAGMA cache_size"))[0] == -BULK_CACHE_KIB != default
     finally:
         await archive.close()

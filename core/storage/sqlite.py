@@ -30,10 +30,10 @@ from core.storage import rows
 from core.storage.migrations import migrate
 
 BUSY_TIMEOUT_MS = 15_000
-# Page cache of a connection that stores posts (SQLite's default, 2 MiB, stays for the others: an export's
-# scan would only fill it): the indexes every batch writes to at random places (matches, alerts, stories)
-# stay in memory as the archive grows; 7 % more ingest at 200,000 posts.
-WRITER_CACHE_KIB = 32 * 1024
+# Page cache for a bulk import (`prepare_bulk_writes`; SQLite's default of 2 MiB stays for the collector,
+# the bot and exports): the indexes every batch writes to at random places (matches, alerts, stories) stay
+# in memory as the archive grows; 7 % more ingest at 200,000 posts.
+BULK_CACHE_KIB = 32 * 1024
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 
@@ -61,7 +61,6 @@ class SqliteArchive:
         self.path = path
         self._write_lock = asyncio.Lock()
         self._writer: asyncio.Task[Any] | None = None  # the task holding the write transaction
-        self._writer_cache = False  # WRITER_CACHE_KIB set (on the first `save_posts`)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteArchive:
@@ -240,6 +239,10 @@ class SqliteArchive:
             )
         return found
 
+    async def prepare_bulk_writes(self) -> None:
+        """Many posts are about to be stored (an import): keep more of the archive in memory meanwhile."""
+        await self._db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+
     async def save_posts(
         self,
         posts: Sequence[ProcessedPost],
@@ -254,9 +257,6 @@ class SqliteArchive:
         """
         result = SaveResult()
         now = rows.now_ts()
-        if not self._writer_cache:
-            await self._db.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
-            self._writer_cache = True
         async with self._write() as db:
             by_channel: dict[int, list[ProcessedPost]] = {}
             for post in posts:
