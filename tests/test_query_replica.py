@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from core.query import index as index_module
@@ -81,3 +84,23 @@ def test_a_replica_matches_as_the_index_through_changes_and_snapshots(tmp_path: 
     finally:
         writer.close()
     assert not Path(first.snapshot).parent.exists()
+
+
+def test_snapshots_of_processes_that_died_are_removed(tmp_path: Path) -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    dead = int(finished.stdout)
+    stale = tmp_path / f"{replica_module.PREFIX}{dead}-abc"
+    live = tmp_path / f"{replica_module.PREFIX}{os.getpid()}-def"
+    other = tmp_path / "tgmon-queries-notes"  # not a snapshot directory
+    for directory in (stale, live, other):
+        directory.mkdir()
+        (directory / "1.pickle").write_bytes(b"x")
+    index = QueryIndex()
+    index.add(1, compile_query("Алматы"))
+    writer = SnapshotWriter(tmp_path)
+    try:
+        sync = writer.sync(index)
+        assert not stale.exists() and live.exists() and other.exists()
+        assert Path(sync.snapshot).parent.name.startswith(f"{replica_module.PREFIX}{os.getpid()}-")
+    finally:
+        writer.close()

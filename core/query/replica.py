@@ -36,10 +36,16 @@ class IndexSync:
     changes: tuple[Change, ...]
 
 
-class SnapshotWriter:
-    """The main process's side: snapshots of one index at a time, in a private directory."""
+PREFIX = "tgmon-queries-"
 
-    def __init__(self) -> None:
+
+class SnapshotWriter:
+    """The main process's side: snapshots of one index at a time, in a private directory of `parent`
+    (the temporary directory), named after this process; those of processes that died without closing
+    their pipeline are removed when this one makes its own."""
+
+    def __init__(self, parent: Path | None = None) -> None:
+        self._parent = parent
         self._directory: Path | None = None
         self._index: QueryIndex | None = None
         self._snapshot: Path | None = None
@@ -56,7 +62,9 @@ class SnapshotWriter:
 
     def _write(self, index: QueryIndex) -> None:
         if self._directory is None:
-            self._directory = Path(tempfile.mkdtemp(prefix="tgmon-queries-"))  # 0700
+            parent = self._parent or Path(tempfile.gettempdir())
+            _remove_stale(parent)
+            self._directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))  # 0700
         self._count += 1
         path = self._directory / f"{os.getpid()}-{self._count}.pickle"
         entries = [(query_id, query.text) for query_id, query in index.items()]
@@ -71,6 +79,19 @@ class SnapshotWriter:
         if self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = self._snapshot = self._index = None
+
+
+def _remove_stale(parent: Path) -> None:
+    for directory in parent.glob(f"{PREFIX}*-*"):
+        pid = directory.name.removeprefix(PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdigit() or directory.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # its process is gone
+            shutil.rmtree(directory, ignore_errors=True)
+        except OSError:  # alive (another user's), or unreadable: not ours to judge
+            continue
 
 
 class IndexReplica:
