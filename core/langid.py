@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.pieces import sub_pieces
+from core.pieces import EMAIL, LINK_HINT, drop_emails
 
 UND = "und"
 ENGINES = ("fasttext", "langdetect")
@@ -31,7 +31,6 @@ HEAD_CHARS = 500
 _FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _URL = re.compile(r"(?:\bhttps?://|\bwww\.|\b(?:t|telegram)\.me/)\S*", re.IGNORECASE)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _MENTION = re.compile(r"(?<!\w)@\w+")
 _HASHTAG = re.compile(r"(?<!\w)#\w+")
 _EMOJI_CHARS = (
@@ -59,8 +58,6 @@ _LETTER = re.compile(r"[^\W\d_]")
 _URL_FAST = re.compile(
     r"[HTWhtw](?<!\w[HTWhtw])(?i:(?<=h)ttps?://|(?<=w)ww\.|(?<=t)(?:|elegram)\.me/)\S*"
 )  # (only h/H, t/T, w/W match these letters case-insensitively)
-_LINK_HINT = re.compile(r"[/Ww](?:(?<=/)|(?i:ww\.))")
-_EMAIL_HINT = re.compile(r"@[\w-]+\.[\w-]")
 _MENTION_FAST = re.compile(r"@(?<!\w@)\w+")
 _HASHTAG_FAST = re.compile(r"#(?<!\w#)\w+")
 # Emoji and numbers dropped, then the whitespace-separated tokens that hold a letter kept, at once: the
@@ -97,10 +94,10 @@ def clean_for_detection(text: str) -> str:
     if "`" in text:  # (each test skips passes that could not change the text)
         text = _FENCED_CODE.sub(" ", text)
         text = _INLINE_CODE.sub(" ", text)
-    if "/" in text or _LINK_HINT.search(text):
+    if "/" in text or LINK_HINT.search(text):
         text = _URL_FAST.sub(" ", text)
     if "@" in text:
-        text = sub_pieces(_EMAIL, _EMAIL_HINT, text)
+        text = drop_emails(text)
         text = _MENTION_FAST.sub(" ", text)
     if "#" in text:
         text = _HASHTAG_FAST.sub(" ", text)
@@ -110,7 +107,7 @@ def clean_for_detection(text: str) -> str:
 def _plain_clean(text: str) -> str:
     """What `clean_for_detection` does, one plain pass after the other (its definition, for the tests)."""
     text = _INLINE_CODE.sub(" ", _FENCED_CODE.sub(" ", text))
-    text = _HASHTAG.sub(" ", _MENTION.sub(" ", _EMAIL.sub(" ", _URL.sub(" ", text))))
+    text = _HASHTAG.sub(" ", _MENTION.sub(" ", EMAIL.sub(" ", _URL.sub(" ", text))))
     text = _NUMBER.sub(" ", _EMOJI.sub(" ", text))
     return " ".join(tok for tok in _TOKEN.findall(text) if _LETTER.search(tok))
 

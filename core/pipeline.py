@@ -29,7 +29,7 @@ from core.query.fts import fts_body
 from core.query.index import QueryIndex, QueryMatch, new_match
 from core.query.matcher import Document, new_span
 from core.query.replica import IndexReplica, IndexSync, SnapshotWriter
-from core.query.text import token_norms, tokenize
+from core.query.text import tokenize
 from core.storage import Archive
 from core.storage.rows import entities_json
 from core.stories import Key, StoryIndex, is_current_signature, parse_forward_origin
@@ -620,7 +620,7 @@ def analyse(engine: str, texts: list[str], sign: bool, matching: _Matching | Non
             found.append((detection.lang, detection.confidence, signature, None, []))
             continue
         if index is None or matching is None:
-            found.append((detection.lang, detection.confidence, signature, " ".join(token_norms(text)), []))
+            found.append((detection.lang, detection.confidence, signature, fts_body(text), []))
             continue
         channel_id = matching.channel_ids[n]
         doc = Document.of(

@@ -49,7 +49,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from core.pieces import sub_pieces
+from core.pieces import LINK_HINT, drop_emails, sub_pieces
 
 __all__ = [
     "BANDS",
@@ -101,13 +101,10 @@ _URL = re.compile(
     re.IGNORECASE,
 )
 _MARKDOWN_LINK = re.compile(r"\]\((?:[^()\s]|\([^()\s]*\))*\)")  # the "(url)" of [text](url)
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _TAG = re.compile(r"(?<![\w&])[#@＃＠]\w+")
-# What every match of the costly regexes above contains (a URL: "/" or "www."): they run only on the words
-# holding it (`sub_pieces`). Patterns that start with a character class are scanned for in C: `_TAG_FAST`
-# is `_TAG` so (tests/test_stories.py checks the fast paths against the plain patterns).
-_LINK_HINT = re.compile(r"[/Ww](?:(?<=/)|(?i:ww\.))")  # only w/W match "w" case-insensitively
-_EMAIL_HINT = re.compile(r"@[\w-]+\.[\w-]")
+# URLs and e-mail addresses are dropped only in the words that hold what each of them must (`core.pieces`).
+# Patterns that start with a character class are scanned for in C: `_TAG_FAST` is `_TAG` so
+# (tests/test_stories.py checks the fast paths against the plain patterns).
 _TAG_FAST = re.compile(r"[#@＃＠](?<![\w&][#@＃＠])\w+")
 _TOKEN = re.compile(r"[^\W_]+")
 _DIGITS = re.compile(r"\d+")
@@ -160,7 +157,7 @@ _SIGNATURE_HINT = re.compile(
 
 def _drop_links(text: str) -> str:
     """`text` with URLs replaced by a space."""
-    return sub_pieces(_URL, _LINK_HINT, text)
+    return sub_pieces(_URL, LINK_HINT, text)
 
 
 def _drop_tags(text: str) -> str:
@@ -220,7 +217,7 @@ def _tokens_cjk(text: str, numbers: NumberPolicy = NUMBERS, *, cut: bool = True)
     if "](" in body:
         body = _MARKDOWN_LINK.sub("] ", body)
     if "@" in body:
-        body = sub_pieces(_EMAIL, _EMAIL_HINT, body)
+        body = drop_emails(body)
     tokens, cjk = _words(_fold(_drop_tags(_drop_links(body))))
     if numbers == "drop":
         tokens = [t for t in tokens if not t.isdigit()]

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import stories
+from core.pieces import EMAIL
 from core.stories import (
     NUM_PERM,
     SIGNATURE_VERSION,
@@ -172,7 +173,7 @@ def plain_tokens(text: str) -> list[str]:
         end -= 1
         cut += 1
     body = "\n".join(lines[:end]) if cut else text
-    body = stories._EMAIL.sub(" ", stories._MARKDOWN_LINK.sub("] ", body))
+    body = EMAIL.sub(" ", stories._MARKDOWN_LINK.sub("] ", body))
     body = stories._TAG.sub(" ", stories._URL.sub(" ", body))
     folded = unicodedata.normalize("NFKC", body).casefold().translate(str.maketrans(stories._FOLD))
     folded = re.sub(f"([{stories._CJK}])", r" \1 ", stories._MARKS.sub("", folded))

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from core.query import ast
-from core.query.text import Token, query_stem_keys, tokenize
+from core.query.text import Token, query_stem_keys, token_norms, tokenize
 
 _PIECE = re.compile(r"[^\W_]+")  # what FTS5's unicode61 tokenizer keeps as one token
 MIN_PREFIX = 2
@@ -23,7 +23,7 @@ AR_PROCLITICS = ("", "ال", "بال", "كال", "لل", "و", "ف", "ب", "ك",
 
 def fts_body(text: str, tokens: Sequence[Token] | None = None) -> str:
     """What the index stores for a post; `tokens`: `tokenize(text)` when the caller has it already."""
-    return " ".join(token.norm for token in (tokenize(text) if tokens is None else tokens))
+    return " ".join(token_norms(text) if tokens is None else [token.norm for token in tokens])
 
 
 def _phrase(norm: str, prefix: bool = False) -> str | None:

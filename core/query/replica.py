@@ -28,11 +28,10 @@ MAX_CHANGES = 256  # sent along with each task; past that, a new snapshot
 
 @dataclass(frozen=True, slots=True)
 class IndexSync:
-    """How to bring a copy of the index to `revision`: the snapshot at `base`, then `changes`."""
+    """How to bring a copy of the index up to date: the snapshot at revision `base`, then `changes`."""
 
     snapshot: str  # path of a pickled list of (query id, text); a new snapshot has a new path
     base: int
-    revision: int
     changes: tuple[Change, ...]
 
 
@@ -58,7 +57,7 @@ class SnapshotWriter:
             self._write(index)
             changes = []
         assert self._snapshot is not None
-        return IndexSync(str(self._snapshot), self._base, index.revision, tuple(changes))
+        return IndexSync(str(self._snapshot), self._base, tuple(changes))
 
     def _write(self, index: QueryIndex) -> None:
         if self._directory is None:
@@ -66,7 +65,7 @@ class SnapshotWriter:
             _remove_stale(parent)
             self._directory = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))  # 0700
         self._count += 1
-        path = self._directory / f"{os.getpid()}-{self._count}.pickle"
+        path = self._directory / f"{self._count}.pickle"  # the directory is this process's
         entries = [(query_id, query.text) for query_id, query in index.items()]
         with open(path, "wb") as file:
             pickle.dump(entries, file, protocol=pickle.HIGHEST_PROTOCOL)
