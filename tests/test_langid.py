@@ -15,6 +15,7 @@ from core.langid import (
     LanguageDetector,
     _plain_clean,
     clean_for_detection,
+    detect_all,
     head,
     is_judgeable,
     make_detector,
@@ -156,6 +157,24 @@ def test_noise_does_not_change_answer(detector: LanguageDetector) -> None:
 def test_multiline_text(detector: LanguageDetector) -> None:
     text = "\n".join(SENTENCES["ru"]) + "\r\n\n" + SENTENCES["ru"][0]
     assert detector.detect(text).lang == "ru"
+
+
+def test_detect_all_answers_as_detect_does(detector: LanguageDetector) -> None:
+    texts = [s for group in SENTENCES.values() for s in group]
+    texts += ["", "12 34 !!", "ok", "\n".join(SENTENCES["uk"]), "see https://x.org @me " + SENTENCES["fa"][0]]
+    texts += ["漢字漢字漢字漢字", "ひらがなとカタカナ " * 3, "x" * 2000 + " " + SENTENCES["en"][0] * 20]
+    assert detect_all(detector, texts) == [detector.detect(text) for text in texts]
+    assert detect_all(detector, []) == []
+
+
+def test_detect_all_falls_back_to_detect_for_an_engine_without_detect_many() -> None:
+    class Upper:
+        name = "upper"
+
+        def detect(self, text: str) -> Detection:
+            return Detection(text.upper(), 1.0)
+
+    assert detect_all(Upper(), ["a", "b"]) == [Detection("A", 1.0), Detection("B", 1.0)]
 
 
 def test_mixed_post_gives_dominant_language(detector: LanguageDetector) -> None:
