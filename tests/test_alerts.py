@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -260,3 +261,5 @@ async def test_shared_payload_parts_are_stored_whole_for_each_subscriber(
     again = await queued(store)
     assert again[(200, "s")] == {**shared, "queries": ["протест"], "also_in": ["@other_news"]}
     assert again[(100, "s")] == payloads[(100, "s")]
+    bodies = await store.archive._all("SELECT body FROM alert_bodies ORDER BY id")
+    assert [json.loads(b) for (b,) in bodies] == [shared, {**shared, "edited": True, "queries": ["x"]}]

@@ -220,8 +220,9 @@ async def test_disconnects_in_a_backfill_resume_without_gap_or_duplicate_and_ope
     assert timeline.slept == [5, 10, 20, POLL]  # backoff doubling, then the normal poll
     assert seen == [[(f"channel_failing:{CHANNEL}", True)], [(f"channel_failing:{CHANNEL}", False)]]
     assert await stored_ids(archive) == list(range(51, 251))
-    versions = await archive._one("SELECT COUNT(*), MAX(version) FROM post_versions")
+    versions = await archive._one("SELECT COUNT(*), MAX(version) FROM posts")
     assert tuple(versions) == (200, 1)
+    assert tuple(await archive._one("SELECT COUNT(*) FROM post_versions")) == (0,)  # no edit replaced any
     assert sorted(p.message_id for p in sink.new) == list(range(51, 251))  # each handed over once
     channel = await archive.get_channel(CHANNEL)
     assert channel is not None and not channel.backfill_active and channel.status == ChannelStatus.ACTIVE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,6 +76,16 @@ async def test_edit_history_keeps_every_version(
     assert await found(archive, "second") == [1]
     assert await found(archive, "first") == []
     assert await archive.fts_consistent()
+    await pipeline.ingest([raw(1, "third", edit_date=T0 + timedelta(hours=2))])
+    versions = await archive.versions(channel, 1)
+    assert [(v.version, v.text, v.edit_date) for v in versions] == [
+        (1, "first", None),
+        (2, "second", T0 + timedelta(hours=1)),
+        (3, "third", T0 + timedelta(hours=2)),
+    ]
+    assert [v.recorded_at for v in versions] == sorted(v.recorded_at for v in versions)
+    # the text is stored once: the history holds the versions edits replaced, the post its current one
+    assert await archive._all("SELECT version, text FROM post_versions") == [(1, "first"), (2, "second")]
 
 
 async def test_deleted_posts_are_kept_and_flagged(
@@ -242,6 +253,49 @@ async def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
         post = await upgraded.get_post(7, 1)
         assert post is not None and post.story_id == "7:1"  # migration 3: no story yet reads as its own
         assert await upgraded.fts_consistent()
+    finally:
+        await upgraded.close()
+
+
+async def test_a_schema_6_database_keeps_its_history_and_alerts_through_migration_7(tmp_path: Path) -> None:
+    from core.storage.migrations import MIGRATIONS
+    from core.storage.subscriptions import SubscriptionStore
+
+    path = tmp_path / "old.db"
+    payload = {"channel": "@c", "snippet": "second", "spans": [[0, 6]], "queries": ["second"], "also_in": []}
+    async with aiosqlite.connect(path) as db:  # as tgmon with schema 6 left it: every version in the history
+        await db.executescript(";".join(MIGRATIONS[:6]).replace("tgmon_fts_body(text)", "text"))
+        await db.executescript(
+            """
+            INSERT INTO channels (id, title, added_at) VALUES (7, 'c', 0);
+            INSERT INTO posts (id, channel_id, message_id, date, text, lang, lang_confidence, permalink,
+                collected_at, content_hash, version, edit_date) VALUES
+                (1, 7, 1, 0, 'second', 'en', 1, 'x', 100, 'h2', 2, 150),
+                (2, 7, 2, 0, 'only', 'en', 1, 'y', 110, 'h3', 1, NULL);
+            INSERT INTO post_versions (post_id, version, text, edit_date, recorded_at, content_hash) VALUES
+                (1, 1, 'first', NULL, 100, 'h1'), (1, 2, 'second', 150, 200, 'h2'),
+                (2, 1, 'only', NULL, 110, 'h3');
+            INSERT INTO subscribers (id, chat_id, created_at) VALUES (5, 5, 0);
+            """
+        )
+        await db.execute(
+            "INSERT INTO outbox (subscriber_id, chat_id, kind, payload, not_before, created_at) "
+            "VALUES (5, 5, 'alert', ?, 0, 0)",
+            (json.dumps(payload),),
+        )
+        await db.execute("PRAGMA user_version = 6")
+        await db.commit()
+    upgraded = await SqliteArchive.open(path)
+    try:
+        versions = await upgraded.versions(7, 1)
+        assert [(v.version, v.text, v.recorded_at.timestamp()) for v in versions] == [
+            (1, "first", 100),
+            (2, "second", 200),
+        ]
+        assert [(v.version, v.text) for v in await upgraded.versions(7, 2)] == [(1, "only")]
+        assert await upgraded._all("SELECT post_id, version FROM post_versions") == [(1, 1)]
+        (item,) = await SubscriptionStore(upgraded).due(datetime.now(UTC))
+        assert item.payload == payload  # an alert queued before keeps its whole payload
     finally:
         await upgraded.close()
 

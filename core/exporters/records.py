@@ -101,8 +101,9 @@ def _history_list(*, csv: bool = False, parquet: bool = False) -> str:
         f"""{date("v.edit_date")} || ',"recorded_at":' || {date("v.recorded_at")} || '}}'"""
     )
     source = (
-        "FROM (SELECT version, text, edit_date, recorded_at FROM post_versions "
-        "WHERE post_id = p.id ORDER BY version) v"
+        "FROM (SELECT version, text, edit_date, recorded_at FROM post_versions WHERE post_id = p.id "
+        "UNION ALL SELECT p.version, p.text, p.edit_date, COALESCE(p.version_at, p.collected_at) "
+        "ORDER BY 1) v"
     )
     return f"CASE WHEN p.version > 1 THEN {_group(item, source, csv=csv)} END"
 

@@ -199,6 +199,23 @@ MIGRATIONS: tuple[str, ...] = (
     -- one pending request per channel reference
     CREATE UNIQUE INDEX watch_requests_pending ON watch_requests(ref) WHERE status = 'pending';
     """,
+    # 7: each post's text is stored once, not also as a version-1 row: post_versions keeps the versions an
+    # edit replaced, the current one is the post row (version_at: when it was recorded; NULL: collected_at).
+    # An alert's part that every subscriber of a post sees is stored once (alert_bodies), not per alert.
+    """
+    ALTER TABLE posts ADD COLUMN version_at INTEGER;
+    UPDATE posts SET version_at = (
+        SELECT v.recorded_at FROM post_versions v WHERE v.post_id = posts.id AND v.version = posts.version
+    ) WHERE version > 1;
+    DELETE FROM post_versions
+    WHERE version = (SELECT p.version FROM posts p WHERE p.id = post_versions.post_id);
+
+    CREATE TABLE alert_bodies (
+        id   INTEGER PRIMARY KEY,
+        body TEXT NOT NULL                          -- JSON object; the outbox row's payload adds to it
+    );
+    ALTER TABLE outbox ADD COLUMN body_id INTEGER REFERENCES alert_bodies(id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

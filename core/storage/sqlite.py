@@ -326,28 +326,20 @@ class SqliteArchive:
             new_ids = [p.raw.message_id for p in new_rows]
             ids = {mid: pid for pid, mid in await self._posts_by_id("id, message_id", channel_id, new_ids)}
             await db.executemany(
-                "INSERT INTO post_versions (post_id, version, text, entities, edit_date, recorded_at, "
-                "content_hash) VALUES (?, 1, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        ids[p.raw.message_id],
-                        p.raw.text,
-                        rows.entities_json(p.raw.entities),
-                        rows.ts(p.raw.edit_date),
-                        now,
-                        p.content_hash,
-                    )
-                    for p in new_rows
-                ],
-            )
-            await db.executemany(
                 "INSERT INTO posts_fts (rowid, body) VALUES (?, ?)",
                 [(ids[p.raw.message_id], _fts_body(p)) for p in new_rows if p.raw.text],
             )
         if edits:
+            await db.executemany(  # the version an edit replaces joins the history
+                "INSERT OR REPLACE INTO post_versions (post_id, version, text, entities, edit_date, "
+                "recorded_at, content_hash) SELECT id, version, text, entities, edit_date, "
+                "COALESCE(version_at, collected_at), content_hash FROM posts WHERE id = ?",
+                [(pid,) for pid, _, _ in edits],
+            )
             await db.executemany(
                 "UPDATE posts SET text = ?, entities = ?, lang = ?, lang_confidence = ?, tags = ?, "
-                "edit_date = ?, content_hash = ?, version = ?, media_type = ?, deleted_at = NULL, "
+                "edit_date = ?, content_hash = ?, version = ?, version_at = ?, media_type = ?, "
+                "deleted_at = NULL, "
                 "story_sig = COALESCE(?, story_sig), "
                 "views = COALESCE(?, views), forwards = COALESCE(?, forwards), "
                 "replies = COALESCE(?, replies), reactions = COALESCE(?, reactions) WHERE id = ?",
@@ -361,6 +353,7 @@ class SqliteArchive:
                         rows.ts(p.raw.edit_date),
                         p.content_hash,
                         version,
+                        now,
                         p.raw.media_type,
                         p.story_signature or None,
                         p.raw.views,
@@ -368,22 +361,6 @@ class SqliteArchive:
                         p.raw.replies,
                         rows.json_or_none(p.raw.reactions),
                         pid,
-                    )
-                    for pid, version, p in edits
-                ],
-            )
-            await db.executemany(
-                "INSERT OR REPLACE INTO post_versions (post_id, version, text, entities, edit_date, "
-                "recorded_at, content_hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        pid,
-                        version,
-                        p.raw.text,
-                        rows.entities_json(p.raw.entities),
-                        rows.ts(p.raw.edit_date),
-                        now,
-                        p.content_hash,
                     )
                     for pid, version, p in edits
                 ],
@@ -523,7 +500,9 @@ class SqliteArchive:
     async def versions(self, channel_id: int, message_id: int) -> list[PostVersion]:
         found = await self._all(
             "SELECT v.version, v.text, v.edit_date, v.recorded_at FROM post_versions v "
-            "JOIN posts p ON p.id = v.post_id WHERE p.channel_id = ? AND p.message_id = ? ORDER BY v.version",
+            "JOIN posts p ON p.id = v.post_id WHERE p.channel_id = ?1 AND p.message_id = ?2 "
+            "UNION ALL SELECT version, text, edit_date, COALESCE(version_at, collected_at) FROM posts "
+            "WHERE channel_id = ?1 AND message_id = ?2 ORDER BY 1",
             (channel_id, message_id),
         )
         return [

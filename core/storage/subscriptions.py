@@ -23,8 +23,10 @@ SUBSCRIBER_COLUMNS = (
     "digest_at, digest_day, last_digest_at, inactive_reason, created_at"
 )
 OUTBOX_COLUMNS = (
-    "id, subscriber_id, chat_id, kind, story_id, payload, attempts, not_before, created_at, stored_at"
+    "o.id, o.subscriber_id, o.chat_id, o.kind, o.story_id, o.payload, o.attempts, o.not_before, "
+    "o.created_at, o.stored_at, b.body"
 )
+OUTBOX_FROM = "outbox o LEFT JOIN alert_bodies b ON b.id = o.body_id"
 EDITABLE = {
     "ui_lang", "paused", "langs", "channels", "quiet_start", "quiet_end", "timezone", "digest", "digest_at",
     "digest_day", "last_digest_at",
@@ -61,9 +63,8 @@ def _subscription(row: Any) -> Subscription:
 def _outbox(row: Any) -> OutboxItem:
     not_before, created = rows.dt(row[7]), rows.dt(row[8])
     assert not_before is not None and created is not None
-    return OutboxItem(
-        row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], not_before, created, row[9]
-    )
+    payload = json.loads(row[5]) if row[10] is None else json.loads(row[10]) | json.loads(row[5])
+    return OutboxItem(row[0], row[1], row[2], row[3], row[4], payload, row[6], not_before, created, row[9])
 
 
 class QueryLimitReached(Exception):
@@ -112,20 +113,25 @@ class AlertRecord:
         return self.shared.get(key)
 
 
-class _PayloadEncoder:
-    """Alert payloads as JSON; the part a post's subscribers share is encoded once for all of them (the
-    records hold it, so its id stays theirs while this lives)."""
+class _Bodies:
+    """The alert bodies (the part all of a post's subscribers share) that a call stores: each once, with
+    the next free ids (the caller holds the write lock). The records hold each body, so its id() stays
+    theirs while this lives."""
 
-    def __init__(self) -> None:
-        self._shared: dict[int, str] = {}
+    def __init__(self, next_id: int) -> None:
+        self.next_id = next_id
+        self._ids: dict[int, int] = {}
+        self.rows: list[tuple[int, str]] = []
 
-    def __call__(self, own: dict[str, Any], shared: dict[str, Any] | None) -> str:
+    def id_of(self, shared: dict[str, Any] | None) -> int | None:
         if not shared:
-            return _json(own)
-        body = self._shared.get(id(shared))
-        if body is None:
-            body = self._shared[id(shared)] = _json(shared)[1:-1]
-        return "{" + body + (", " + _json(own)[1:] if own else "}")  # own keys last: they win
+            return None
+        found = self._ids.get(id(shared))
+        if found is None:
+            found = self._ids[id(shared)] = self.next_id
+            self.rows.append((found, _json(shared)))
+            self.next_id += 1
+        return found
 
 
 @dataclass(slots=True)
@@ -330,9 +336,14 @@ class SubscriptionStore:
             if not alerting:
                 return 0
             pending = await self._pending_alerts(db, alerting)
-            async with db.execute("SELECT COALESCE(MAX(id), 0) FROM outbox") as cur:
+            async with db.execute(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM outbox), "
+                "(SELECT COALESCE(MAX(id), 0) FROM alert_bodies)"
+            ) as cur:
                 row = await cur.fetchone()
-            next_id = int(row[0]) + 1 if row else 1  # we hold the write lock: ids are ours to give
+            assert row is not None
+            next_id = int(row[0]) + 1  # we hold the write lock: ids are ours to give
+            bodies = _Bodies(int(row[1]) + 1)
             queued: dict[tuple[int, str], _Queued] = {}
             changed: dict[int, list[str]] = {}
             for record in alerting:
@@ -351,17 +362,18 @@ class SubscriptionStore:
                         own["also_in"] = list(record.shown("also_in"))
                     queued[key] = _Queued(record, own, next_id)
                     next_id += 1
-            encode = _PayloadEncoder()
+            outbox_rows = [
+                (q.outbox_id, r.subscriber_id, r.chat_id, r.story_id, _json(q.own), bodies.id_of(r.shared),
+                 due, now, r.stored_at)
+                for q in queued.values()
+                for r in (q.record,)
+            ]  # fmt: skip
+            await db.executemany("INSERT INTO alert_bodies (id, body) VALUES (?, ?)", bodies.rows)
             await db.executemany(
-                "INSERT INTO outbox (id, subscriber_id, chat_id, kind, story_id, payload, not_before, "
-                "created_at, stored_at) VALUES (?, ?, ?, 'alert', ?, ?, ?, ?, ?)",
-                [
-                    (q.outbox_id, r.subscriber_id, r.chat_id, r.story_id, encode(q.own, r.shared), due, now,
-                     r.stored_at)
-                    for q in queued.values()
-                    for r in (q.record,)
-                ],
-            )  # fmt: skip
+                "INSERT INTO outbox (id, subscriber_id, chat_id, kind, story_id, payload, body_id, "
+                "not_before, created_at, stored_at) VALUES (?, ?, ?, 'alert', ?, ?, ?, ?, ?, ?)",
+                outbox_rows,
+            )
             await db.executemany(
                 "INSERT INTO alerted (subscriber_id, story_id, outbox_id) VALUES (?, ?, ?)",
                 [(sub, story, q.outbox_id) for (sub, story), q in queued.items()],
@@ -381,10 +393,12 @@ class SubscriptionStore:
             chunk = pairs[start : start + 400]
             async with db.execute(
                 f"WITH wanted (sub, story) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
-                "SELECT a.subscriber_id, a.story_id, o.id, json_extract(o.payload, '$.channel'), "
+                "SELECT a.subscriber_id, a.story_id, o.id, "
+                "COALESCE(json_extract(o.payload, '$.channel'), json_extract(b.body, '$.channel')), "
                 "json_extract(o.payload, '$.also_in') FROM wanted "
                 "CROSS JOIN alerted a ON a.subscriber_id = wanted.sub AND a.story_id = wanted.story "
-                "LEFT JOIN outbox o ON o.id = a.outbox_id AND o.status = 'pending'",
+                "LEFT JOIN outbox o ON o.id = a.outbox_id AND o.status = 'pending' "
+                "LEFT JOIN alert_bodies b ON b.id = o.body_id",
                 [value for pair in chunk for value in pair],
             ) as cur:
                 for sub, story, outbox_id, channel, also in await cur.fetchall():
@@ -411,8 +425,8 @@ class SubscriptionStore:
 
     async def due(self, now: datetime, limit: int = 200) -> list[OutboxItem]:
         found = await self.archive._all(
-            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' AND not_before <= ? "
-            "ORDER BY id LIMIT ?",
+            f"SELECT {OUTBOX_COLUMNS} FROM {OUTBOX_FROM} WHERE o.status = 'pending' AND o.not_before <= ? "
+            "ORDER BY o.id LIMIT ?",
             (rows.ts(now), limit),
         )
         return [_outbox(r) for r in found]
@@ -432,10 +446,11 @@ class SubscriptionStore:
             return []
         marks = ", ".join("?" * len(chat_ids))
         found = await self.archive._all(
-            f"SELECT {OUTBOX_COLUMNS} FROM (SELECT {OUTBOX_COLUMNS}, "
+            f"SELECT {OUTBOX_COLUMNS} FROM (SELECT id, "
             "ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS n FROM outbox "
-            f"WHERE status = 'pending' AND not_before <= ? AND chat_id IN ({marks})) "
-            "WHERE n <= ? ORDER BY id",
+            f"WHERE status = 'pending' AND not_before <= ? AND chat_id IN ({marks})) due "
+            "JOIN outbox o ON o.id = due.id LEFT JOIN alert_bodies b ON b.id = o.body_id "
+            "WHERE due.n <= ? ORDER BY o.id",
             (rows.ts(now), *chat_ids, per_chat),
         )
         return [_outbox(r) for r in found]

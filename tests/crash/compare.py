@@ -43,7 +43,8 @@ def read_archive(path: Path) -> Archive:
             found.posts[(row[0], row[1])] = row[2:]
         for row in db.execute(
             "SELECT p.channel_id, p.message_id, v.version, v.text, v.entities, v.edit_date, v.content_hash "
-            "FROM post_versions v JOIN posts p ON p.id = v.post_id"
+            "FROM post_versions v JOIN posts p ON p.id = v.post_id UNION ALL "
+            "SELECT channel_id, message_id, version, text, entities, edit_date, content_hash FROM posts"
         ):
             found.versions[row[:3]] = row[3:]
         for row in db.execute(f"SELECT id, {CHANNEL_FIELDS} FROM channels"):
@@ -60,7 +61,10 @@ def read_archive(path: Path) -> Archive:
         )
         found.alerted = set(db.execute("SELECT subscriber_id, story_id FROM alerted"))
         found.outbox = Counter(
-            db.execute("SELECT subscriber_id, chat_id, kind, story_id, payload, status FROM outbox")
+            db.execute(
+                "SELECT o.subscriber_id, o.chat_id, o.kind, o.story_id, o.payload, b.body, o.status "
+                "FROM outbox o LEFT JOIN alert_bodies b ON b.id = o.body_id"
+            )
         )
     return found
 
@@ -89,13 +93,13 @@ def check_sound(path: Path) -> list[str]:
         ]
         if wrong:
             problems.append(f"fts body differs from the post's text for {len(wrong)} posts, e.g. {wrong[:3]}")
-        versions = db.execute(
-            "SELECT COUNT(*) FROM posts p WHERE version != (SELECT MAX(version) FROM post_versions v "
-            "WHERE v.post_id = p.id) OR content_hash != (SELECT content_hash FROM post_versions v "
-            "WHERE v.post_id = p.id AND v.version = p.version)"
+        versions = db.execute(  # versions 1 … current-1 in the history, the current one in the post
+            "SELECT COUNT(*) FROM posts p WHERE p.version - 1 != (SELECT COUNT(*) FROM post_versions v "
+            "WHERE v.post_id = p.id AND v.version BETWEEN 1 AND p.version - 1) "
+            "OR EXISTS (SELECT 1 FROM post_versions v WHERE v.post_id = p.id AND v.version >= p.version)"
         ).fetchone()[0]
         if versions:
-            problems.append(f"{versions} posts whose last version row is not their current text")
+            problems.append(f"{versions} posts whose history is not versions 1 to the one before theirs")
     return problems
 
 
