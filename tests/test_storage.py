@@ -15,7 +15,7 @@ from core.pipeline import Pipeline
 from core.query.ast import QuerySyntaxError
 from core.search import search
 from core.storage.migrations import SCHEMA_VERSION, SchemaTooNewError
-from core.storage.sqlite import BULK_CACHE_KIB, SqliteArchive
+from core.storage.sqlite import BULK_CACHE_KIB, BULK_WAL_PAGES, SqliteArchive
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -300,14 +300,17 @@ async def test_a_schema_6_database_keeps_its_history_and_alerts_through_migratio
         await upgraded.close()
 
 
-async def test_a_bulk_import_takes_a_larger_page_cache_and_others_keep_the_default(tmp_path: Path) -> None:
+async def test_bulk_imports_take_a_larger_cache_and_rarer_checkpoints_others_the_defaults(tmp_path: Path) -> None:
     archive = await SqliteArchive.open(tmp_path / "a.db")
     try:
         (default,) = await archive._one("PRAGMA cache_size")
+        (checkpoint,) = await archive._one("PRAGMA wal_autocheckpoint")
         await archive.upsert_channel(1, "a", "A")
         await archive.save_posts([])
         assert (await archive._one("PRAGMA cache_size"))[0] == default  # the collector, the bot, exports
+        assert (await archive._one("PRAGMA wal_autocheckpoint"))[0] == checkpoint == 1000
         await archive.prepare_bulk_writes()
         assert (await archive._one("PRAGMA cache_size"))[0] == -BULK_CACHE_KIB != default
+        assert (await archive._one("PRAGMA wal_autocheckpoint"))[0] == BULK_WAL_PAGES
     finally:
         await archive.close()

