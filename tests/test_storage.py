@@ -300,7 +300,7 @@ async def test_a_schema_6_database_keeps_its_history_and_alerts_through_migratio
         await upgraded.close()
 
 
-async def test_bulk_imports_take_a_larger_cache_and_rarer_checkpoints_others_the_defaults(tmp_path: Path) -> None:
+async def test_bulk_imports_take_more_cache_and_rarer_checkpoints(tmp_path: Path) -> None:
     archive = await SqliteArchive.open(tmp_path / "a.db")
     try:
         (default,) = await archive._one("PRAGMA cache_size")
