@@ -28,6 +28,11 @@ MIN_CJK_LETTERS = 2
 # of a post is settled long before, and a 4,096-character post costs what a short one does. On 12,556
 # real posts, 4 (bilingual ones) got another answer than from the whole text; fastText took 23 % less.
 HEAD_CHARS = 500
+# fastText first glances at the first GLANCE_CHARS characters (cut the same way) and reads on to HEAD_CHARS
+# only when the glance gives its answer a probability under SURE. On 12,927 real posts the answers are the
+# same as from HEAD_CHARS for every one (936 read on), and fastText takes 0.47 of the time.
+GLANCE_CHARS = 120
+SURE = 0.95
 
 _FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
@@ -119,12 +124,12 @@ def _plain_clean(text: str) -> str:
     return " ".join(tok for tok in _TOKEN.findall(text) if _LETTER.search(tok))
 
 
-def head(cleaned: str) -> str:
-    """The first HEAD_CHARS characters of cleaned text, cut after a word."""
-    if len(cleaned) <= HEAD_CHARS:
+def head(cleaned: str, limit: int = HEAD_CHARS) -> str:
+    """The first `limit` characters of cleaned text, cut after a word."""
+    if len(cleaned) <= limit:
         return cleaned
-    space = cleaned.rfind(" ", HEAD_CHARS // 2, HEAD_CHARS + 1)
-    return cleaned[: space if space > 0 else HEAD_CHARS]
+    space = cleaned.rfind(" ", limit // 2, limit + 1)
+    return cleaned[: space if space > 0 else limit]
 
 
 def letter_counts(text: str) -> tuple[int, int]:
@@ -233,18 +238,27 @@ class FastTextDetector:
         return list(map(self._judge, [clean_for_detection(text) for text in texts]))
 
     def _judge(self, cleaned: str) -> Detection:
-        """The answer on cleaned text (one line already: tokens joined by single spaces)."""
-        return self._predict(head(cleaned)) if is_judgeable(cleaned) else UNDETERMINED
+        """The answer on cleaned text (one line already: tokens joined by single spaces): the glance's when
+        it is sure, else the head's (see GLANCE_CHARS)."""
+        if not is_judgeable(cleaned):
+            return UNDETERMINED
+        line = head(cleaned)
+        if len(line) > GLANCE_CHARS:
+            glance = self._predict(head(cleaned, GLANCE_CHARS), line)
+            if glance.confidence >= SURE:
+                return glance
+        return self._predict(line)
 
     def classify(self, cleaned: str) -> Detection:
         """The engine's answer on already cleaned text, without the letter threshold."""
         line = " ".join(cleaned.split())  # predict() rejects newlines
         return self._predict(line) if line else UNDETERMINED
 
-    def _predict(self, line: str) -> Detection:
-        """The answer on one non-empty line of single-spaced words."""
+    def _predict(self, line: str, script: str | None = None) -> Detection:
+        """The answer on one non-empty line of single-spaced words; the script rule (`_fix_script`) reads
+        `script`, the text the line was taken from, when given."""
         labels, probs = self._get_model().predict(line, k=1)
-        return self._detection(str(labels[0]), float(probs[0]), line) if labels else UNDETERMINED
+        return self._detection(str(labels[0]), float(probs[0]), script or line) if labels else UNDETERMINED
 
     @staticmethod
     def _detection(label: str, prob: float, line: str) -> Detection:

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from core.langid import (
     ENGINES,
+    GLANCE_CHARS,
     MIN_LETTERS,
+    SURE,
     Detection,
     FastTextDetector,
     LangdetectDetector,
@@ -115,8 +117,34 @@ def test_fasttext_detect_is_classify_on_the_head() -> None:
     for texts in SENTENCES.values():
         for text in texts:
             cleaned = clean_for_detection(text + " 👍 https://t.me/x\n\n#tag  second line")
+            assert len(clean_for_detection(text)) <= GLANCE_CHARS  # no glance: the head is the text
             assert detector.detect(text) == detector.classify(head(clean_for_detection(text)))
             assert " ".join(cleaned.split()) == cleaned  # one line of single-spaced words
+
+
+def test_fasttext_answers_from_a_sure_glance_else_from_the_head() -> None:
+    detector = FastTextDetector()
+    russian = "Протестующие собрались в центре Алматы. "
+    english = "Officials said the measures would stay in place until order was restored. "
+    cases = {
+        "opens in clear English": english * 2 + russian * 12,
+        "opens with a short Russian line": "Нет, только не я. " * 2 + english * 12,
+        "Russian throughout": russian * 20,
+    }
+    sure = unsure = 0
+    for name, text in cases.items():
+        cleaned = clean_for_detection(text)
+        glance, whole = detector.classify(head(cleaned, GLANCE_CHARS)), detector.classify(head(cleaned))
+        if glance.confidence >= SURE:
+            sure += 1
+            assert detector.detect(text) == glance, name
+        else:
+            unsure += 1
+            assert detector.detect(text) == whole, name
+    assert sure == 2 and unsure == 1  # both ways are taken
+    assert detector.detect(cases["opens in clear English"]).lang == "en"  # the head alone says "ru"
+    assert detector.classify(head(clean_for_detection(cases["opens in clear English"]))).lang == "ru"
+    assert detector.detect(cases["opens with a short Russian line"]).lang == "en"  # the glance said "ru"
 
 
 # --- threshold -------------------------------------------------------------------------------------
