@@ -61,8 +61,9 @@ SPAN = timedelta(hours=20)  # post dates: the last 20 hours, so every match is f
 TGMON_SECONDS = 150.0  # all 200,000 posts here (~120 s); a slower machine stops early (the note says so)
 NAIVE_SECONDS = 15.0
 # language, story signatures, words and matching beside the main process (which stores, queues alerts and
-# assigns stories): one per core
-WORKERS = min(os.cpu_count() or 1, 4) if (os.cpu_count() or 1) > 1 else 0
+# assigns stories, and keeps a core busy doing so): one per other core (bench/RESULTS.md: on 2 cores, one
+# worker ingests about 5 % more than two, which contend with the main process for the cores)
+WORKERS = min((os.cpu_count() or 1) - 1, 4)
 BROAD = 0.005  # queries matching more than this share of posts are dropped as unrealistic
 
 

@@ -211,10 +211,10 @@ class Pipeline:
         The sink is handed the batch inside the transaction that stores it: a crash keeps the posts and
         their alerts together or loses both (and the batch is read again), never the alerts alone.
 
-        Batches are prepared (language, words, matches, stories) one at a time and stored one at a time,
-        in the order they were prepared; a batch prepares while the one before it is being stored (both
-        cores busy, when the caller has the next batch in flight) unless they share a post, in which case
-        it waits for that store to read what it left.
+        Batches are prepared (language, words, matches) one at a time, then get their stories and are
+        stored one at a time, in the order they were prepared; a batch prepares while the ones before it
+        get their stories and are stored (both cores busy, when the caller has the next batch in flight)
+        unless they share a post, in which case it waits for that store to read what it left.
         """
         posts = [normalise(raw) for raw in raws]
         keys = frozenset((raw.channel_id, raw.message_id) for raw in posts)
@@ -224,10 +224,19 @@ class Pipeline:
                 if turn.keys & keys:
                     await turn.stored.wait()
             index = await self.queries.current() if alerts and self.queries is not None else None
-            batch = await self._prepare_batch(posts, index, alerts)
             turn = _Turn(keys)
             self._unstored.append(turn)
-        try:
+            try:
+                batch = await self._prepare_batch(posts, index, alerts)
+            except BaseException:
+                self._unstored.remove(turn)
+                turn.done()
+                raise
+        try:  # the next batch prepares meanwhile: the workers need not wait for these stories
+            for previous in earlier:
+                await previous.assigned.wait()
+            await self._assign_batch(batch)
+            turn.assigned.set()
             for previous in earlier:
                 await previous.stored.wait()
             return await self._store(batch, progress, index, alerts)
@@ -236,7 +245,7 @@ class Pipeline:
             raise
         finally:
             self._unstored.remove(turn)
-            turn.stored.set()
+            turn.done()
 
     async def _prepare_batch(self, posts: list[RawPost], index: QueryIndex | None, alerts: bool) -> _Batch:
         """Everything a batch needs before its transaction: what is stored already, and the CPU work."""
@@ -264,17 +273,24 @@ class Pipeline:
         except BaseException:
             self._forget(posts, known)
             raise
-        processed = []
+        return _Batch(posts, known, hashes, to_detect, prepared)
+
+    async def _assign_batch(self, batch: _Batch) -> None:
+        """The batch's stories (in the order batches were handed in), then its posts as stored."""
+        posts, prepared = batch.posts, batch.prepared
+        if self.stories is not None:
+            prepared.stories = await asyncio.to_thread(
+                self._assign_stories, self.stories, posts, batch.known, batch.changed, prepared.signatures
+            )
         for i, raw in enumerate(posts):
             found = prepared.langs.get(i, UNDETERMINED)
             story_id, sig = prepared.stories.get(i, (None, b""))
-            processed.append(
+            batch.processed.append(
                 ProcessedPost(
-                    raw, found.lang, found.confidence, extract_tags(raw), hashes[i], story_id, sig,
+                    raw, found.lang, found.confidence, extract_tags(raw), batch.hashes[i], story_id, sig,
                     prepared.fts.get(i),
                 )
             )  # fmt: skip
-        return _Batch(posts, known, prepared, processed)
 
     async def _store(
         self,
@@ -331,8 +347,8 @@ class Pipeline:
         usernames: dict[int, str | None],
     ) -> _Prepared:
         """The CPU work of a batch, off the event loop: language, words (once, for the full-text index and
-        for matching), matches, stories. With workers, they do all but stories, a chunk of posts per task,
-        and this process assigns the stories once all chunks are back."""
+        for matching), matches and story signatures; with workers, a chunk of posts per task. Stories are
+        assigned after (`_assign_batch`)."""
         prepared = _Prepared()
         if not self.workers:
             await asyncio.to_thread(self._analyse_here, posts, changed, matching, usernames, prepared)
@@ -364,11 +380,6 @@ class Pipeline:
                         prepared.matches[(raw.channel_id, raw.message_id)] = (
                             raw.text, _matches(matching, found)
                         )  # fmt: skip
-        if self.stories is not None:
-            stories = self.stories
-            prepared.stories = await asyncio.to_thread(
-                self._assign_stories, stories, posts, known, changed, prepared.signatures
-            )
         return prepared
 
     def _analyse_here(
@@ -536,8 +547,10 @@ class _Batch:
 
     posts: list[RawPost]
     known: dict[int, dict[int, str]]  # stored content hashes by channel and message id
+    hashes: list[str]  # each post's content hash
+    changed: list[int]  # positions of the posts with new or changed text
     prepared: _Prepared
-    processed: list[ProcessedPost]
+    processed: list[ProcessedPost] = field(default_factory=list)  # filled once its stories are assigned
 
 
 @dataclass(slots=True)
@@ -545,7 +558,13 @@ class _Turn:
     """A batch between its preparation and the end of its store."""
 
     keys: frozenset[Key]
+    assigned: asyncio.Event = field(default_factory=asyncio.Event)  # its stories are (or will never be)
     stored: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def done(self) -> None:
+        """Stored, failed or cancelled: nothing waits on it any more."""
+        self.assigned.set()
+        self.stored.set()
 
 
 WORKER_CHUNK = 250  # posts per worker task: small enough to overlap, large enough to pay the pickling

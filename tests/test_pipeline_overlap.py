@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,8 +85,10 @@ async def test_the_next_batch_prepares_while_one_is_stored_and_stores_keep_their
     first = asyncio.create_task(pipeline.ingest(posts(7, 1)))
     second = asyncio.create_task(pipeline.ingest(posts(8, 1)))
     third = asyncio.create_task(pipeline.ingest(posts(7, 4)))
-    await until(lambda: "read 7:4" in gated.log)  # the third prepared while the first is held at its save
-    assert gated.log == ["read 7:1", "save 7:1", "read 8:1", "read 7:4"]
+    await until(lambda: "read 7:4" in gated.log and "save 7:1" in gated.log)
+    # the others prepared, in turn, while the first is held at its save (they may read before it began)
+    assert sorted(gated.log) == ["read 7:1", "read 7:4", "read 8:1", "save 7:1"]
+    assert gated.log[0] == "read 7:1" and gated.log.index("read 8:1") < gated.log.index("read 7:4")
     gated.gate.set()
     results = await asyncio.gather(first, second, third)
     assert [len(r.new) for r in results] == [3, 3, 3]
@@ -131,3 +134,33 @@ async def test_a_failed_store_forgets_its_stories_and_the_next_batch_is_still_st
     assert len(result.new) == 3 and await gated.count_posts() == 3
     again = await pipeline.ingest(posts(7, 1))  # read again: its posts found their stories anew
     assert [p.story_id for p in again.new] == ["7:1", "7:1", "7:1"]
+
+
+class HeldPipeline(Pipeline):
+    """Assigns the stories of a batch of channel `held` only once `release` is set (it runs in a thread)."""
+
+    held = 7
+    release: threading.Event
+
+    def _assign_stories(self, stories: StoryIndex, posts: list[RawPost], *args: Any) -> Any:
+        if posts[0].channel_id == self.held:
+            assert self.release.wait(10)
+        return super()._assign_stories(stories, posts, *args)
+
+
+async def test_stories_are_assigned_in_the_order_batches_were_handed_in(gated: GatedArchive) -> None:
+    pipeline = HeldPipeline(gated, FixedDetector(), stories=StoryIndex())
+    pipeline.release = threading.Event()
+    first = asyncio.create_task(pipeline.ingest(posts(7, 1)))  # its stories are held
+    dropped = asyncio.create_task(pipeline.ingest(posts(7, 10, text="a wholly different report {}")))
+    copies = asyncio.create_task(pipeline.ingest(posts(8, 1)))  # the same texts in another channel
+    await until(lambda: "read 8:1" in gated.log)  # the copies are prepared, and wait for both before them
+    dropped.cancel()
+    await asyncio.sleep(0.1)  # the copies would assign their stories now if they waited for the last only
+    pipeline.release.set()
+    stored, again = await first, await copies
+    with pytest.raises(asyncio.CancelledError):
+        await dropped
+    assert [p.story_id for p in stored.new] == ["7:1"] * 3  # the first batch founded the story
+    assert [p.story_id for p in again.new] == ["7:1"] * 3  # and its copies joined it
+    assert await gated.count_posts() == 6
