@@ -9,7 +9,7 @@ from pathlib import Path
 
 from collectors.tdesktop import ExportedChat, read_export
 from core.models import ChannelProgress, RawPost, SaveResult
-from core.pipeline import InFlight, Pipeline
+from core.pipeline import InFlight, Pipeline, bare_channel_id
 
 BATCH = 500
 # Chats whose ids are channel ids; personal chats and basic groups are not ours to archive.
@@ -63,18 +63,19 @@ async def import_exports(
     in_flight = InFlight(stored)
     try:
         for chat, posts in chats:
-            existing = await archive.get_channel(chat.id)
+            channel_id = bare_channel_id(chat.id)  # as the pipeline stores its posts
+            existing = await archive.get_channel(channel_id)
             # an imported channel is archived, not watched, until an operator adds it
             watched = None if existing else False
-            await archive.upsert_channel(chat.id, chat.username, chat.name, watched=watched)
+            await archive.upsert_channel(channel_id, chat.username, chat.name, watched=watched)
             report.chats += 1
-            report.per_chat[chat.id] = len(posts)
+            report.per_chat[channel_id] = len(posts)
             ordered = sorted(posts, key=lambda raw: raw.message_id)
             for start in range(0, len(ordered), BATCH):
                 batch = ordered[start : start + BATCH]
                 progress = None
                 if existing is None or not existing.watched:  # a watched channel keeps its own reading mark
-                    progress = ChannelProgress(chat.id, last_seen_id=batch[-1].message_id)
+                    progress = ChannelProgress(channel_id, last_seen_id=batch[-1].message_id)
                 await in_flight.add(pipeline.ingest(batch, progress=progress, alerts=alerts), len(batch))
             report.messages += len(posts)
             report.service += sum(1 for raw in posts if raw.service_action)

@@ -81,9 +81,7 @@ def normalise(raw: RawPost) -> RawPost:
 
     The text itself is never rewritten: entity offsets point into it.
     """
-    channel_id = raw.channel_id
-    if channel_id < 0:  # -100… Bot API style ids
-        channel_id = int(str(channel_id).removeprefix("-100").removeprefix("-"))
+    channel_id = bare_channel_id(raw.channel_id)
 
     if (
         channel_id == raw.channel_id
@@ -116,6 +114,14 @@ def normalise(raw: RawPost) -> RawPost:
         replies=count(raw.replies),
         reactions=raw.reactions or None,
     )
+
+
+def bare_channel_id(channel_id: int) -> int:
+    """A channel's id without the Bot API's "-100" prefix or a minus sign: -1001234567890 → 1234567890."""
+    if channel_id >= 0:
+        return channel_id
+    digits = str(-channel_id)
+    return int(digits[3:] if digits.startswith("100") and len(digits) > 3 else digits)
 
 
 def content_hash(raw: RawPost) -> str:

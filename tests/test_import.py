@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,24 @@ async def test_imported_channels_are_archived_not_watched(archive: SqliteArchive
     for channel in archived:  # watching it later catches up from the newest imported post
         newest = max([p.message_id async for p in archive.iter_posts() if p.channel_id == channel.id])
         assert channel.last_seen_id == newest
+
+
+@pytest.mark.parametrize(
+    ("chat_id", "stored_as"), [(-1001234567890, 1234567890), (-62135596801, 62135596801)]
+)
+async def test_a_chat_id_with_a_minus_sign_is_stored_as_the_bare_channel_id(
+    archive: SqliteArchive, pipeline: Pipeline, tmp_path: Path, chat_id: int, stored_as: int
+) -> None:
+    export = json.loads((EXPORTS / "single_chat" / "result.json").read_text(encoding="utf-8"))
+    export["id"] = chat_id  # Bot API style, or a hand-edited file
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
+    report = await import_exports(pipeline, [path], alerts=False)
+    assert report.new == report.messages > 0 and list(report.per_chat) == [stored_as]
+    channels = await archive.list_channels(watched_only=False)
+    assert [c.id for c in channels] == [stored_as]  # the posts' channel, and no other
+    assert {p.channel_id async for p in archive.iter_posts()} == {stored_as}
+    assert channels[0].last_seen_id == max([p.message_id async for p in archive.iter_posts()])
 
 
 @pytest.mark.parametrize("bad", sorted(p.name for p in EXPORTS.glob("bad_*.json")))

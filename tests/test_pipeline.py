@@ -16,7 +16,7 @@ import pytest
 
 from core.langid import make_detector
 from core.models import Entity, RawPost
-from core.pipeline import Pipeline, content_hash, extract_tags, normalise
+from core.pipeline import Pipeline, bare_channel_id, content_hash, extract_tags, normalise
 from core.query.index import QueryIndex
 from core.query.matcher import compile_query
 from core.storage.sqlite import SqliteArchive
@@ -24,6 +24,20 @@ from core.stories import StoryIndex
 from tests.fakes.memory import FixedDetector, RecordingSink
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("given", "bare"),
+    [
+        (1234567890, 1234567890),
+        (-1001234567890, 1234567890),
+        (-62135596801, 62135596801),
+        (-1001, 1),
+        (-100, 100),
+    ],
+)
+def test_bare_channel_id(given: int, bare: int) -> None:
+    assert bare_channel_id(given) == bare
 
 
 def test_normalise_canonical_form() -> None:
