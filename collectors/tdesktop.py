@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from core.models import Entity, RawPost
+from core.models import Entity, RawPost, bare_channel_id
 
 __all__ = ["EXPORT_FILE_NAME", "ExportFormatError", "ExportedChat", "read_export"]
 
@@ -237,7 +237,7 @@ class _ChatReader:
         self.file = file
         self.chat_id = chat_id
         self.error_chat_id = chat_id if in_account else None
-        self.peer_suffix = str(chat_id)
+        self.peer_suffix = str(bare_channel_id(chat_id))  # reply_to_peer_id names it bare
         self.iso_dates = 0  # messages dated from the local-time `date` (no `date_unixtime`)
 
     def error(self, problem: str, message_id: int | None = None) -> ExportFormatError:

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collectors.tdesktop import ExportedChat, read_export
-from core.models import ChannelProgress, RawPost, SaveResult
-from core.pipeline import InFlight, Pipeline, bare_channel_id
+from core.models import ChannelProgress, RawPost, SaveResult, bare_channel_id
+from core.pipeline import InFlight, Pipeline
 
 BATCH = 500
 # Chats whose ids are channel ids; personal chats and basic groups are not ours to archive.

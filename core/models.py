@@ -176,3 +176,11 @@ class PostFilter:
     until: datetime | None = None
     lang: str | None = None
     include_deleted: bool = True
+
+
+def bare_channel_id(channel_id: int) -> int:
+    """A channel's id without the Bot API's "-100" prefix or a minus sign: -1001234567890 → 1234567890."""
+    if channel_id >= 0:
+        return channel_id
+    digits = str(-channel_id)
+    return int(digits[3:] if digits.startswith("100") and len(digits) > 3 else digits)

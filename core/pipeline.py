@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from core import heap
 from core.langid import ENGINES, Detection, LanguageDetector, detect_all, make_detector
-from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult
+from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult, bare_channel_id
 from core.query.fts import fts_body
 from core.query.index import QueryIndex, QueryMatch, new_match
 from core.query.matcher import Document, new_span
@@ -114,14 +114,6 @@ def normalise(raw: RawPost) -> RawPost:
         replies=count(raw.replies),
         reactions=raw.reactions or None,
     )
-
-
-def bare_channel_id(channel_id: int) -> int:
-    """A channel's id without the Bot API's "-100" prefix or a minus sign: -1001234567890 → 1234567890."""
-    if channel_id >= 0:
-        return channel_id
-    digits = str(-channel_id)
-    return int(digits[3:] if digits.startswith("100") and len(digits) > 3 else digits)
 
 
 def content_hash(raw: RawPost) -> str:
@@ -285,9 +277,17 @@ class Pipeline:
         """The batch's stories (in the order batches were handed in), then its posts as stored."""
         posts, prepared = batch.posts, batch.prepared
         if self.stories is not None:
-            prepared.stories = await asyncio.to_thread(
-                self._assign_stories, self.stories, posts, batch.known, batch.changed, prepared.signatures
+            assigning = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self._assign_stories, self.stories, posts, batch.known, batch.changed, prepared.signatures
+                )
             )
+            try:
+                prepared.stories = await asyncio.shield(assigning)
+            except asyncio.CancelledError:  # the thread runs on: `_forget` must come after it, not before
+                with contextlib.suppress(Exception):
+                    await assigning
+                raise
         for i, raw in enumerate(posts):
             found = prepared.langs.get(i, UNDETERMINED)
             story_id, sig = prepared.stories.get(i, (None, b""))

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from core.langid import make_detector
-from core.models import Entity, RawPost
-from core.pipeline import Pipeline, bare_channel_id, content_hash, extract_tags, normalise
+from core.models import Entity, RawPost, bare_channel_id
+from core.pipeline import Pipeline, content_hash, extract_tags, normalise
 from core.query.index import QueryIndex
 from core.query.matcher import compile_query
 from core.storage.sqlite import SqliteArchive

@@ -141,16 +141,23 @@ class HeldPipeline(Pipeline):
 
     held = 7
     release: threading.Event
+    entered: threading.Event
 
     def _assign_stories(self, stories: StoryIndex, posts: list[RawPost], *args: Any) -> Any:
         if posts[0].channel_id == self.held:
+            self.entered.set()
             assert self.release.wait(10)
         return super()._assign_stories(stories, posts, *args)
 
 
+def held_pipeline(archive: SqliteArchive) -> HeldPipeline:
+    pipeline = HeldPipeline(archive, FixedDetector(), stories=StoryIndex())
+    pipeline.release, pipeline.entered = threading.Event(), threading.Event()
+    return pipeline
+
+
 async def test_stories_are_assigned_in_the_order_batches_were_handed_in(gated: GatedArchive) -> None:
-    pipeline = HeldPipeline(gated, FixedDetector(), stories=StoryIndex())
-    pipeline.release = threading.Event()
+    pipeline = held_pipeline(gated)
     first = asyncio.create_task(pipeline.ingest(posts(7, 1)))  # its stories are held
     dropped = asyncio.create_task(pipeline.ingest(posts(7, 10, text="a wholly different report {}")))
     copies = asyncio.create_task(pipeline.ingest(posts(8, 1)))  # the same texts in another channel
@@ -164,3 +171,18 @@ async def test_stories_are_assigned_in_the_order_batches_were_handed_in(gated: G
     assert [p.story_id for p in stored.new] == ["7:1"] * 3  # the first batch founded the story
     assert [p.story_id for p in again.new] == ["7:1"] * 3  # and its copies joined it
     assert await gated.count_posts() == 6
+
+
+async def test_a_batch_cancelled_while_its_stories_are_assigned_founds_none(gated: GatedArchive) -> None:
+    pipeline = held_pipeline(gated)
+    held = asyncio.create_task(pipeline.ingest(posts(7, 1)))
+    await until(pipeline.entered.is_set)  # its stories are being assigned, in a thread
+    held.cancel()
+    await asyncio.sleep(0.05)
+    assert not held.done()  # it waits for the thread before it forgets what the thread did
+    pipeline.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await held
+    assert await gated.count_posts() == 0
+    copies = await pipeline.ingest(posts(8, 1))  # the same texts: nothing of the cancelled batch to join
+    assert [p.story_id for p in copies.new] == ["8:1"] * 3

@@ -239,6 +239,17 @@ def test_integer_unixtime_and_custom_service_action(tmp_path: Path) -> None:
     assert posts[2].service_action == "custom_action" and posts[2].text == ""
 
 
+@pytest.mark.parametrize("chat_id", [77, -10077, -77])
+def test_a_reply_names_its_own_chat_by_the_bare_id(tmp_path: Path, chat_id: int) -> None:
+    messages = (
+        _msg(1, text="x"),
+        _msg(2, text="y", reply_to_message_id=1, reply_to_peer_id="channel77"),  # this chat
+        _msg(3, text="z", reply_to_message_id=9, reply_to_peer_id="channel78"),  # another chat
+    )
+    _, posts = _single(_write(tmp_path, _chat(*messages) | {"id": chat_id}))
+    assert posts[2].reply_to == 1 and posts[3].reply_to is None
+
+
 # --- malformed files --------------------------------------------------------------------------------------
 
 
