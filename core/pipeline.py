@@ -266,11 +266,7 @@ class Pipeline:
             for channel_id in known:
                 channel = await self.archive.get_channel(channel_id)
                 usernames[channel_id] = channel.username if channel is not None else None
-        try:
-            prepared = await self._prepare(posts, known, to_detect, matching, usernames)
-        except BaseException:
-            self._forget(posts, known)
-            raise
+        prepared = await self._prepare(posts, to_detect, matching, usernames)  # founds no story yet
         return _Batch(posts, known, hashes, to_detect, prepared)
 
     async def _assign_batch(self, batch: _Batch) -> None:
@@ -347,7 +343,6 @@ class Pipeline:
     async def _prepare(
         self,
         posts: list[RawPost],
-        known: dict[int, dict[int, str]],
         changed: list[int],
         matching: QueryIndex | None,
         usernames: dict[int, str | None],
