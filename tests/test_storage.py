@@ -300,6 +300,52 @@ async def test_a_schema_6_database_keeps_its_history_and_alerts_through_migratio
         await upgraded.close()
 
 
+async def test_alerts_queued_before_migration_8_are_still_not_sent_twice(tmp_path: Path) -> None:
+    from core.storage.migrations import MIGRATIONS
+    from core.storage.subscriptions import AlertRecord, SubscriptionStore
+
+    path = tmp_path / "old.db"
+    async with aiosqlite.connect(path) as db:  # as tgmon with schema 7 left it: two alerts, one still pending
+        await db.executescript(";".join(MIGRATIONS[:7]).replace("tgmon_fts_body(text)", "text"))
+        await db.executescript(
+            """
+            INSERT INTO channels (id, title, added_at) VALUES (7, 'c', 0);
+            INSERT INTO posts (id, channel_id, message_id, date, text, lang, lang_confidence, permalink,
+                collected_at, content_hash) VALUES (1, 7, 1, 0, 'news', 'en', 1, 'x', 0, 'h');
+            INSERT INTO subscribers (id, chat_id, created_at) VALUES (5, 50, 0), (6, 60, 0);
+            INSERT INTO queries (id, subscriber_id, text, created_at) VALUES
+                (1, 5, 'news', 0), (2, 6, 'news', 0);
+            INSERT INTO outbox (id, subscriber_id, chat_id, kind, story_id, payload, status, not_before,
+                created_at) VALUES
+                (1, 5, 50, 'alert', '7:1', '{"channel": "@c", "also_in": []}', 'sent', 0, 0),
+                (2, 6, 60, 'alert', '7:1', '{"channel": "@c", "also_in": []}', 'pending', 0, 0);
+            INSERT INTO alerted (subscriber_id, story_id, outbox_id) VALUES (5, '7:1', 1), (6, '7:1', 2);
+            PRAGMA user_version = 7;
+            """
+        )
+        await db.commit()
+    upgraded = await SqliteArchive.open(path)
+    try:
+        assert await upgraded._all("SELECT subscriber_id, story_id, outbox_id FROM alerted ORDER BY 1") == [
+            (5, "7:1", 1),
+            (6, "7:1", 2),
+        ]
+        (plan,) = [r[-1] for r in await upgraded._all(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM alerted WHERE subscriber_id = 5 AND story_id = '7:1'"
+        )]  # fmt: skip
+        assert "PRIMARY KEY" in plan
+        copies = [  # the story again, from another channel: no new alert, "also in" on the pending one
+            AlertRecord(sub, sub * 10, 8, 1, "7:1", (sub - 4,), {"queries": ["news"], "also_in": []},
+                        alert=True, stored_at=0.0, shared={"channel": "@other"})
+            for sub in (5, 6)
+        ]  # fmt: skip
+        assert await SubscriptionStore(upgraded).record_alerts(copies) == 0
+        also_in = await upgraded._all("SELECT id, json_extract(payload, '$.also_in') FROM outbox ORDER BY id")
+        assert also_in == [(1, "[]"), (2, '["@other"]')]
+    finally:
+        await upgraded.close()
+
+
 async def test_bulk_imports_take_more_cache_and_rarer_checkpoints(tmp_path: Path) -> None:
     archive = await SqliteArchive.open(tmp_path / "a.db")
     try:

@@ -216,6 +216,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE outbox ADD COLUMN body_id INTEGER REFERENCES alert_bodies(id);
     """,
+    # 8: `alerted` keyed by story first: a new story's rows go next to its channel's latest, not at a random
+    # place of a table that holds every alert ever queued, so a batch dirties a few pages instead of one per
+    # alert (the "alerted before?" look-up gives both columns, and nothing looks it up by subscriber alone).
+    """
+    CREATE TABLE alerted_by_story (
+        subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+        story_id      TEXT NOT NULL,
+        outbox_id     INTEGER REFERENCES outbox(id),
+        PRIMARY KEY (story_id, subscriber_id)
+    ) WITHOUT ROWID;
+    INSERT INTO alerted_by_story (subscriber_id, story_id, outbox_id)
+        SELECT subscriber_id, story_id, outbox_id FROM alerted ORDER BY story_id, subscriber_id;
+    DROP TABLE alerted;
+    ALTER TABLE alerted_by_story RENAME TO alerted;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -387,12 +387,12 @@ class SubscriptionStore:
     @staticmethod
     async def _pending_alerts(db: Any, records: Sequence[AlertRecord]) -> dict[tuple[int, str], _Pending]:
         """The (subscriber, story) pairs of `records` already alerted, with their outbox row if pending."""
-        pairs = sorted({(r.subscriber_id, r.story_id) for r in records})
+        pairs = sorted({(r.story_id, r.subscriber_id) for r in records})  # the table's order
         found: dict[tuple[int, str], _Pending] = {}
         for start in range(0, len(pairs), 400):  # 2 variables a pair, under SQLite's limit
             chunk = pairs[start : start + 400]
             async with db.execute(
-                f"WITH wanted (sub, story) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
+                f"WITH wanted (story, sub) AS (VALUES {','.join(['(?, ?)'] * len(chunk))}) "
                 "SELECT a.subscriber_id, a.story_id, o.id, "
                 "COALESCE(json_extract(o.payload, '$.channel'), json_extract(b.body, '$.channel')), "
                 "json_extract(o.payload, '$.also_in') FROM wanted "
