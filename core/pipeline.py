@@ -478,8 +478,13 @@ class Pipeline:
         return found
 
     async def _load_stories(self, stories: StoryIndex) -> None:
-        """Rebuild the in-memory index from the stored posts of the last window, once per process."""
-        for row in await self.archive.story_rows(datetime.now(UTC) - stories.window):
+        """Rebuild the in-memory index from the stored posts of the window before the newest one, once per
+        process: the last window for an archive kept up to date, and the window an import of older posts
+        had reached when it was stopped (the index keeps the window before the newest date it has seen)."""
+        now = datetime.now(UTC)
+        newest = await self.archive.newest_story_date()
+        end = now if newest is None else min(newest, now)
+        for row in await self.archive.story_rows(end - stories.window):
             sig = row.signature if is_current_signature(row.signature) else story_signature(row.text)
             origin = parse_forward_origin(row.forwarded_from)
             stories.add_existing((row.channel_id, row.message_id), row.story_id, sig or b"", row.date, origin)

@@ -310,14 +310,6 @@ def test_second_collector_refuses_and_ingests_nothing(tmp_path: Path) -> None:
 # stories of old posts across a restart
 
 
-STORIES_GAP = (
-    "known gap: a restarted pipeline rebuilds its story index from the posts dated within the story "
-    "window of now (Pipeline._load_stories), so posts of an older export imported after a restart no "
-    "longer join the stories of the posts stored before it"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=STORIES_GAP)
 def test_import_of_old_posts_keeps_stories_across_a_restart(tmp_path: Path) -> None:
     """A month-old channel whose second half repeats its first: killed after the first batch, the
     import must still fold each repeat into the story of its original."""

@@ -54,6 +54,17 @@ async def test_the_index_is_rebuilt_after_a_restart(archive: SqliteArchive) -> N
     assert post is not None and post.story_id == "1:10"
 
 
+async def test_a_restart_in_an_import_of_old_posts_keeps_their_stories(archive: SqliteArchive) -> None:
+    pipeline, _ = await make(archive)
+    old = (T0 - timedelta(days=30)).replace(microsecond=0)  # a month-old export, stopped after its 1st batch
+    await pipeline.ingest([RawPost(1, 10, old, NEWS), RawPost(1, 11, old + timedelta(days=2), "Rain " * 9)])
+    assert await archive.newest_story_date() == old + timedelta(days=2)
+    restarted = Pipeline(archive, FixedDetector(), RecordingSink(), stories=StoryIndex())
+    await restarted.ingest([RawPost(2, 20, old + timedelta(hours=1), NEWS + " 👍")])
+    post = await archive.get_post(2, 20)
+    assert post is not None and post.story_id == "1:10"
+
+
 async def test_a_stored_signature_of_an_older_version_is_recomputed_at_start_up(
     archive: SqliteArchive, tmp_path: Path
 ) -> None:

@@ -462,6 +462,14 @@ class SqliteArchive:
         )
         return [StoryRow(r[0], r[1], r[2], r[3], rows.dt(r[4]) or since, r[5], r[6]) for r in found]
 
+    async def newest_story_date(self) -> datetime | None:
+        """The date of the newest post with a story (None: there is none)."""
+        row = await self._one(  # read backwards along posts_date: stops at the first such post
+            "SELECT date FROM posts WHERE story_id IS NOT NULL AND deleted_at IS NULL "
+            "ORDER BY date DESC LIMIT 1"
+        )
+        return rows.dt(row[0]) if row else None
+
     async def story_channels(self, story_id: str) -> list[Channel]:
         """Every channel that carried a story, in the order they first did: for "also in: …"."""
         found = await self._all(
