@@ -333,7 +333,7 @@ async def test_alerts_queued_before_migration_8_are_still_not_sent_twice(tmp_pat
         (plan,) = [r[-1] for r in await upgraded._all(
             "EXPLAIN QUERY PLAN SELECT 1 FROM alerted WHERE subscriber_id = 5 AND story_id = '7:1'"
         )]  # fmt: skip
-        assert "PRIMARY KEY" in plan
+        assert plan.endswith("USING PRIMARY KEY (story_id=? AND subscriber_id=?)")  # keyed by story first
         copies = [  # the story again, from another channel: no new alert, "also in" on the pending one
             AlertRecord(sub, sub * 10, 8, 1, "7:1", (sub - 4,), {"queries": ["news"], "also_in": []},
                         alert=True, stored_at=0.0, shared={"channel": "@other"})

@@ -216,9 +216,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     ALTER TABLE outbox ADD COLUMN body_id INTEGER REFERENCES alert_bodies(id);
     """,
-    # 8: `alerted` keyed by story first: a new story's rows go next to its channel's latest, not at a random
-    # place of a table that holds every alert ever queued, so a batch dirties a few pages instead of one per
-    # alert (the "alerted before?" look-up gives both columns, and nothing looks it up by subscriber alone).
+    # 8: `alerted` keyed by story first: a new story's rows go next to its channel's latest, not at random
+    # places of a table that holds every alert ever queued (the "alerted before?" look-up gives both columns,
+    # and nothing looks it up by subscriber alone; bench/RESULTS.md, section 1, has what it gained).
     """
     CREATE TABLE alerted_by_story (
         subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
