@@ -39,9 +39,10 @@ import heapq
 import random
 import re
 import unicodedata
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import count, repeat
 from typing import Literal
@@ -684,6 +685,11 @@ class StoryIndex:
 
     Memory is bounded by time and count: entries older than `window` before the newest date seen are
     evicted, and beyond `max_entries` the oldest go first.
+
+    Posts older than that (a backfill of old posts, an import of history into an archive kept up to date)
+    go to a second index of their own, `past`, bounded by count only (`max_past` entries and forward
+    origins, the first added go first): they fold into each other's stories, and into those of the indexed
+    posts within their window.
     """
 
     def __init__(
@@ -695,6 +701,7 @@ class StoryIndex:
         bands: int = BANDS,
         rows: int = ROWS,
         max_entries: int = 200_000,
+        max_past: int = 50_000,
     ) -> None:
         if bands * rows > NUM_PERM or bands < 1 or rows < 1:
             raise ValueError(f"bands * rows must be between 1 and {NUM_PERM}")
@@ -706,6 +713,7 @@ class StoryIndex:
         self.bands = bands
         self.rows = rows
         self.max_entries = max_entries
+        self.max_past = max_past
         self._window_s = window.total_seconds()
         self._entries: dict[Key, _Entry] = {}
         self._aliases: dict[Key, _Alias] = {}
@@ -713,14 +721,34 @@ class StoryIndex:
         self._heap: list[tuple[float, int, Key]] = []  # (ts, seq, key) of entries and aliases, lazily cleaned
         self._seq = count()
         self._newest = float("-inf")
+        self._past: StoryIndex | None = None
+        # `past` only: what was added, first added first; evicted by count, not by date
+        self._added: deque[tuple[Key, _Entry | _Alias]] | None = None
 
     # public API
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._entries) + (len(self._past) if self._past is not None else 0)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._entries
+        return key in self._entries or (self._past is not None and key in self._past)
+
+    @property
+    def past(self) -> StoryIndex | None:
+        """The index of posts older than the window (None until one came)."""
+        return self._past
+
+    @property
+    def horizon(self) -> datetime | None:
+        """The window's start: `window` before the newest date seen (None while empty)."""
+        if self._newest == float("-inf"):
+            return None
+        return datetime.fromtimestamp(self._newest - self._window_s, UTC)
+
+    def is_past(self, date: datetime) -> bool:
+        """Whether a post of this date is older than the window before the newest date seen (it goes to
+        `past`)."""
+        return self._added is None and _timestamp(date) < self._newest - self._window_s
 
     def story_of(self, key: Key) -> str | None:
         """The story id of an indexed post (or of a forward origin seen through its forwards)."""
@@ -728,7 +756,9 @@ class StoryIndex:
         if entry is not None:
             return entry.story_id
         alias = self._aliases.get(key)
-        return alias.story_id if alias is not None else None
+        if alias is not None:
+            return alias.story_id
+        return self._past.story_of(key) if self._past is not None else None
 
     @staticmethod
     def signature(text: str) -> bytes:
@@ -753,21 +783,27 @@ class StoryIndex:
         `blob`: `signature(text)` when the caller computed it already (e.g. in another process).
         """
         ts = _timestamp(date)
-        known = self._entries.get(key)
-        if known is not None:
-            return StoryMatch(known.story_id, False, 1.0, key, self._with_header(known.sig), "known")
+        past = self._past_index() if self.is_past(date) else None
+        for index in (self, self._past):
+            known = index._entries.get(key) if index is not None else None
+            if known is not None:
+                return StoryMatch(known.story_id, False, 1.0, key, self._with_header(known.sig), "known")
         if blob is None:
             blob = signature(text)
         sig = blob[1:]
         hashes = self._buckets.hashes(sig) if sig else None
-        match = self._by_forward(key, forwarded_from, blob)
+        # a past post's earlier posts are all in `past`: it is asked first (the earliest match wins)
+        searched = (self,) if past is None else (past, self)
+        match = next(filter(None, (index._by_forward(key, forwarded_from, blob) for index in searched)), None)
         if match is None and hashes is not None:
-            match = self._by_content(key[0], sig, ts, blob, hashes)
+            found = (index._by_content(key[0], sig, ts, blob, hashes) for index in searched)
+            match = next(filter(None, found), None)
         if match is None:
             match = StoryMatch(story_id_for(key), True, 0.0, key, blob, "new" if sig else "short")
-        self._add(key, match.story_id, sig, ts, hashes)
-        self._alias(forwarded_from, key, match.story_id, ts)
-        self._evict()
+        home = self if past is None else past
+        home._add(key, match.story_id, sig, ts, hashes)
+        home._alias(forwarded_from, key, match.story_id, ts)
+        home._evict()
         return match
 
     def add_existing(
@@ -787,21 +823,31 @@ class StoryIndex:
         if not is_current_signature(blob):
             raise ValueError(f"signature of {key} is not of version {SIGNATURE_VERSION}: recompute it")
         ts = _timestamp(date)
-        if key in self._entries:
-            self.remove(key)
-        self._add(key, story_id, blob[1:], ts)
-        self._alias(forwarded_from, key, story_id, ts)
-        self._evict()
+        self.remove(key)
+        home = self._past_index() if self.is_past(date) else self
+        home._add(key, story_id, blob[1:], ts)
+        home._alias(forwarded_from, key, story_id, ts)
+        home._evict()
 
     def remove(self, key: Key) -> bool:
         """Forget a post (deleted, or about to be re-added after an edit); False if it was not indexed."""
         entry = self._entries.pop(key, None)
         if entry is None:
-            return False
+            return self._past is not None and self._past.remove(key)
         self._buckets.discard(entry)
         return True
 
     # internals
+
+    def _past_index(self) -> StoryIndex:
+        if self._past is None:
+            self._past = StoryIndex(
+                window=self.window, threshold=self.threshold,
+                same_channel_threshold=self.same_channel_threshold, bands=self.bands, rows=self.rows,
+                max_entries=self.max_past,
+            )  # fmt: skip
+            self._past._added = deque()
+        return self._past
 
     def _by_forward(self, key: Key, origin: Key | None, blob: bytes) -> StoryMatch | None:
         for probe in (origin, key):  # key: an earlier forward named this very post as its origin
@@ -841,7 +887,10 @@ class StoryIndex:
     def _add(self, key: Key, story_id: str, sig: bytes, ts: float, hashes: BandHashes | None = None) -> None:
         entry = _Entry(key, story_id, sig, ts)
         self._entries[key] = entry
-        heapq.heappush(self._heap, (ts, next(self._seq), key))
+        if self._added is not None:
+            self._added.append((key, entry))
+        else:
+            heapq.heappush(self._heap, (ts, next(self._seq), key))
         if ts > self._newest:
             self._newest = ts
         if sig:
@@ -851,10 +900,16 @@ class StoryIndex:
         """Remember a forward's origin that is not indexed, so its other forwards join the same story."""
         if origin is None or origin == key or origin in self._entries or origin in self._aliases:
             return
-        self._aliases[origin] = _Alias(story_id, key, ts)
-        heapq.heappush(self._heap, (ts, next(self._seq), origin))
+        alias = self._aliases[origin] = _Alias(story_id, key, ts)
+        if self._added is not None:
+            self._added.append((origin, alias))
+        else:
+            heapq.heappush(self._heap, (ts, next(self._seq), origin))
 
     def _evict(self) -> None:
+        if self._added is not None:
+            self._evict_first_added(self._added)
+            return
         horizon = self._newest - self._window_s
         heap = self._heap
         while heap and (heap[0][0] < horizon or len(self._entries) > self.max_entries):
@@ -870,6 +925,19 @@ class StoryIndex:
             live = [item for item in heap if self._is_live(item)]
             heapq.heapify(live)
             self._heap = live
+
+    def _evict_first_added(self, added: deque[tuple[Key, _Entry | _Alias]]) -> None:
+        entries, aliases = self._entries, self._aliases
+        while added and len(entries) + len(aliases) > self.max_entries:
+            key, item = added.popleft()
+            if entries.get(key) is item:
+                self.remove(key)
+            elif aliases.get(key) is item:
+                del aliases[key]
+        if len(added) > 2 * (len(entries) + len(aliases)) + 1024:  # removed and re-added keys: drop stale
+            self._added = deque(
+                (key, item) for key, item in added if entries.get(key) is item or aliases.get(key) is item
+            )
 
     def _is_live(self, item: tuple[float, int, Key]) -> bool:
         ts, _, key = item

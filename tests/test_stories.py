@@ -301,6 +301,47 @@ def test_outside_the_window_is_a_new_story() -> None:
     assert index.assign((2, 20), NEWS, T0 - timedelta(hours=5)).story_id == "1:10"
 
 
+def test_posts_older_than_the_window_fold_in_an_index_of_their_own() -> None:
+    index = StoryIndex()
+    index.assign((9, 1), OTHER, T0)  # a live archive: the window is the 72 h before T0
+    old = T0 - timedelta(days=30)  # an import of history
+    assert index.is_past(old) and not index.is_past(T0 - WINDOW + timedelta(minutes=1))
+    assert index.horizon == T0 - WINDOW
+    first = index.assign((1, 10), NEWS, old)
+    copy = index.assign((2, 20), NEWS, old + timedelta(hours=1))
+    forward = index.assign((3, 30), "short", old + timedelta(hours=2), forwarded_from=(1, 10))
+    assert first.is_new and copy.story_id == forward.story_id == "1:10"
+    assert index.past is not None and len(index.past) == 3 and len(index) == 4  # the live window kept
+    assert (2, 20) in index and index.story_of((2, 20)) == "1:10"
+    assert index.assign((1, 10), NEWS, old).rule == "known"
+    assert index.remove((2, 20)) and (2, 20) not in index
+    index.add_existing((2, 20), "1:10", signature(NEWS), old + timedelta(hours=1))  # an edit, re-indexed
+    assert (2, 20) in index.past
+
+
+def test_a_post_older_than_the_window_meets_the_live_posts_of_its_own_window() -> None:
+    index = StoryIndex()
+    index.assign((1, 10), NEWS, T0 - WINDOW + timedelta(hours=1))
+    index.assign((9, 1), OTHER, T0)
+    late = index.assign((2, 20), NEWS, T0 - WINDOW - timedelta(hours=1))  # a late backfill, 2 h earlier
+    assert index.past is not None and (2, 20) in index.past and late.story_id == "1:10"
+    # an older one in the past index comes first: the earliest match gives the story
+    index.add_existing((3, 30), "3:30", signature(NEWS), T0 - WINDOW - timedelta(hours=3))
+    assert index.assign((4, 40), NEWS, T0 - WINDOW - timedelta(hours=2)).story_id == "3:30"
+
+
+def test_the_past_index_is_bounded_by_count() -> None:
+    index = StoryIndex(max_past=20)
+    index.assign((9, 1), OTHER, T0)
+    for n in range(100):  # a year of history, a post a day
+        index.assign((1, n), f"{NEWS} {n}", T0 - timedelta(days=400 - n))
+    assert index.past is not None and len(index.past) == 20 and (1, 99) in index and (1, 0) not in index
+    for n in range(5):  # then another channel's older posts: the first added go first, not the oldest
+        index.assign((2, n), f"{OTHER} {n}", T0 - timedelta(days=700 - n), forwarded_from=(7, n))
+    assert len(index.past) + len(index.past._aliases) == 20  # forward origins count too
+    assert all((2, n) in index for n in range(5)) and (1, 89) not in index and (1, 95) in index
+
+
 def test_the_earliest_matching_post_gives_the_story() -> None:
     index = StoryIndex()
     index.add_existing((1, 1), "story-a", signature(NEWS), T0 + timedelta(hours=2))
