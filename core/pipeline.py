@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from core import heap
 from core.langid import ENGINES, Detection, LanguageDetector, detect_all, make_detector
-from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult, StoryRow, bare_channel_id
+from core.models import ChannelProgress, Post, ProcessedPost, RawPost, SaveResult, bare_channel_id
 from core.query.fts import fts_body
 from core.query.index import QueryIndex, QueryMatch, new_match
 from core.query.matcher import Document, new_span
@@ -163,7 +163,6 @@ class Pipeline:
         )
         self.stories = stories  # near-duplicates and forwards folded into stories
         self._stories_loaded = False
-        self._past_read: list[DateRange] = []  # date ranges read into `stories.past`
         # One batch prepares at a time (the workers, the story index); stores follow in the same order.
         self._preparing = asyncio.Lock()
         self._unstored: list[_Turn] = []  # batches prepared and not yet stored, oldest first
@@ -274,13 +273,11 @@ class Pipeline:
         """The batch's stories (in the order batches were handed in), then its posts as stored."""
         posts, prepared = batch.posts, batch.prepared
         if self.stories is not None:
-            past = await self._past_rows(self.stories, batch)
             assigning = asyncio.ensure_future(
                 asyncio.to_thread(
-                    self._assign_stories, self.stories, posts, batch.known, batch.changed,
-                    prepared.signatures, past,
+                    self._assign_stories, self.stories, posts, batch.known, batch.changed, prepared.signatures
                 )
-            )  # fmt: skip
+            )
             try:
                 prepared.stories = await asyncio.shield(assigning)
             except asyncio.CancelledError:  # the thread runs on: `_forget` must come after it, not before
@@ -336,8 +333,8 @@ class Pipeline:
             with self._stories_lock:  # the next batch may be assigning stories in a thread
                 for post in result.edited:  # the story stays; its text, and so its signature, changed
                     key = (post.channel_id, post.message_id)
-                    self.stories.remove(key)
-                    if signatures.get(key) and post.story_id:
+                    indexed = self.stories.remove(key)  # (one no longer indexed does not come back)
+                    if indexed and signatures.get(key) and post.story_id:
                         self.stories.add_existing(key, post.story_id, signatures[key], post.date)
         for post in result.new:
             log.debug("post_saved channel=%s id=%s lang=%s", post.channel_id, post.message_id, post.lang)
@@ -461,10 +458,8 @@ class Pipeline:
         known: dict[int, dict[int, str]],
         changed: list[int],
         signatures: dict[int, bytes],
-        past: _PastRows | None = None,
     ) -> dict[int, tuple[str | None, bytes]]:
-        """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits.
-        `past`: stored posts to index first (`_past_rows`)."""
+        """Story ids of new posts (oldest first: the first seen founds the story); signatures of edits."""
         new = sorted(
             (i for i in changed if posts[i].message_id not in known[posts[i].channel_id]),
             key=lambda i: (posts[i].date, posts[i].channel_id, posts[i].message_id),
@@ -472,11 +467,6 @@ class Pipeline:
         edited = [i for i in changed if posts[i].message_id in known[posts[i].channel_id]]
         found: dict[int, tuple[str | None, bytes]] = {}
         with self._stories_lock:  # the batch before may be updating the index after its store
-            if past is not None:
-                for row in past.rows:
-                    if (row.channel_id, row.message_id) not in stories:
-                        _index_row(stories, row)
-                self._past_read = _covered(self._past_read, past.since, past.until)
             for i in new:
                 raw = posts[i]
                 origin = parse_forward_origin(raw.forwarded_from)
@@ -495,29 +485,11 @@ class Pipeline:
         newest = await self.archive.newest_story_date()
         end = now if newest is None else min(newest, now)
         for row in await self.archive.story_rows(end - stories.window):
-            _index_row(stories, row)
+            sig = row.signature if is_current_signature(row.signature) else story_signature(row.text)
+            origin = parse_forward_origin(row.forwarded_from)
+            stories.add_existing((row.channel_id, row.message_id), row.story_id, sig or b"", row.date, origin)
         self._stories_loaded = True
         heap.settle()
-
-    async def _past_rows(self, stories: StoryIndex, batch: _Batch) -> _PastRows | None:
-        """The stored posts, not read before, of the window around the batch's new posts that are older than
-        the story index's window (they go to `StoryIndex.past`): an import of history into an archive kept
-        up to date, or one started again, meets the posts stored before it. Those newer than the index's
-        window are in the index already."""
-        posts, known = batch.posts, batch.known
-        dates = [
-            posts[i].date
-            for i in batch.changed
-            if posts[i].message_id not in known[posts[i].channel_id] and stories.is_past(posts[i].date)
-        ]
-        horizon = stories.horizon
-        if not dates or horizon is None:
-            return None
-        since, until = min(dates) - stories.window, min(max(dates) + stories.window, horizon)
-        rows: list[StoryRow] = []
-        for start, end in _gaps(self._past_read, since, until):
-            rows += await self.archive.story_rows(start, end)
-        return _PastRows(rows, since, until)
 
     def _forget(self, posts: list[RawPost], known: dict[int, dict[int, str]]) -> None:
         """A batch that was not stored must not found stories."""
@@ -526,52 +498,6 @@ class Pipeline:
                 for raw in posts:
                     if raw.message_id not in known.get(raw.channel_id, {}):
                         self.stories.remove((raw.channel_id, raw.message_id))
-
-
-def _index_row(stories: StoryIndex, row: StoryRow) -> None:
-    """A stored post into the story index, its signature computed again if of an older version."""
-    sig = row.signature if is_current_signature(row.signature) else story_signature(row.text)
-    origin = parse_forward_origin(row.forwarded_from)
-    stories.add_existing((row.channel_id, row.message_id), row.story_id, sig or b"", row.date, origin)
-
-
-DateRange = tuple[datetime, datetime]  # [start, end)
-
-
-def _gaps(covered: list[DateRange], since: datetime, until: datetime) -> list[DateRange]:
-    """The parts of [since, until) outside the sorted, disjoint ranges `covered`."""
-    gaps: list[DateRange] = []
-    for start, end in covered:
-        if end <= since or start >= until:
-            continue
-        if start > since:
-            gaps.append((since, start))
-        since = max(since, end)
-    if since < until:
-        gaps.append((since, until))
-    return gaps
-
-
-def _covered(covered: list[DateRange], since: datetime, until: datetime) -> list[DateRange]:
-    """`covered` with [since, until) added, still sorted and disjoint."""
-    if since >= until:
-        return covered
-    merged: list[DateRange] = []
-    for start, end in sorted([*covered, (since, until)]):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-@dataclass(frozen=True, slots=True)
-class _PastRows:
-    """Stored posts for `StoryIndex.past`, and the date range they were read for."""
-
-    rows: list[StoryRow]
-    since: datetime
-    until: datetime
 
 
 @dataclass(slots=True)

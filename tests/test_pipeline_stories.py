@@ -65,34 +65,25 @@ async def test_a_restart_in_an_import_of_old_posts_keeps_their_stories(archive: 
     assert post is not None and post.story_id == "1:10"
 
 
-async def test_history_imported_into_a_live_archive_folds_and_meets_what_was_stored_before(
-    archive: SqliteArchive,
-) -> None:
+async def test_history_imported_into_a_live_archive_folds_into_stories(archive: SqliteArchive) -> None:
     pipeline, _ = await make(archive)
     live = RawPost(3, 1, datetime.now(UTC), "Weather in Astana today: sunny and warm all week long, no rain")
     old = T0 - timedelta(days=30)
-    await pipeline.ingest([live, RawPost(1, 10, old, NEWS)])
+    await pipeline.ingest([live])  # the archive is kept up to date: the window is the 72 h before now
+    await pipeline.ingest([RawPost(1, 10, old, NEWS)])  # then an export of last month is imported
     await pipeline.ingest([RawPost(2, 20, old + timedelta(minutes=5), NEWS + " 👍")])
     post = await archive.get_post(2, 20)
     assert post is not None and post.story_id == "1:10"  # before, posts older than the window never folded
-    restarted = Pipeline(archive, FixedDetector(), RecordingSink(), stories=StoryIndex())  # a new import
-    await restarted.ingest([RawPost(3, 30, old + timedelta(hours=2), "🔥 " + NEWS)])
-    post = await archive.get_post(3, 30)
-    assert post is not None and post.story_id == "1:10"  # it met the posts stored around its date
+    edited = NEWS.replace("Sunday", "Monday")
+    await pipeline.ingest(
+        [RawPost(2, 20, old + timedelta(minutes=5), edited, edit_date=old + timedelta(hours=1))]
+    )
+    assert pipeline.stories is not None and pipeline.stories.past is not None
+    assert (2, 20) in pipeline.stories.past  # re-indexed with its new text where it was
     unknown_channel = RawPost(99, 1, old, NEWS)
     with pytest.raises(LookupError):
-        await restarted.ingest([unknown_channel])
-    assert restarted.stories is not None and (99, 1) not in restarted.stories  # a failed batch founds none
-
-
-def test_date_ranges_read_are_kept_sorted_and_disjoint() -> None:
-    from core.pipeline import _covered, _gaps
-
-    day = [T0 + timedelta(days=n) for n in range(10)]
-    covered = _covered(_covered([], day[2], day[4]), day[6], day[7])
-    assert _gaps(covered, day[1], day[8]) == [(day[1], day[2]), (day[4], day[6]), (day[7], day[8])]
-    assert _gaps(covered, day[2], day[3]) == [] and _covered(covered, day[5], day[5]) == covered
-    assert _covered(covered, day[3], day[6]) == [(day[2], day[7])]
+        await pipeline.ingest([unknown_channel])
+    assert (99, 1) not in pipeline.stories  # a failed batch founds no story there either
 
 
 async def test_a_stored_signature_of_an_older_version_is_recomputed_at_start_up(

@@ -453,13 +453,12 @@ class SqliteArchive:
             story_id=story_id or f"{raw.channel_id}:{raw.message_id}",
         )
 
-    async def story_rows(self, since: datetime, until: datetime | None = None) -> list[StoryRow]:
-        """Posts with a story dated from `since` (until before `until`), oldest first: the story index is
-        rebuilt from them at start-up."""
+    async def story_rows(self, since: datetime) -> list[StoryRow]:
+        """Recent posts with a story, oldest first: the story index is rebuilt from them at start-up."""
         found = await self._all(
             "SELECT channel_id, message_id, story_id, story_sig, date, forwarded_from, text FROM posts "
-            "WHERE date >= ? AND date < ? AND story_id IS NOT NULL AND deleted_at IS NULL ORDER BY date",
-            (rows.ts(since), rows.ts(until) if until is not None else 2**62),
+            "WHERE date >= ? AND story_id IS NOT NULL AND deleted_at IS NULL ORDER BY date",
+            (rows.ts(since),),
         )
         return [StoryRow(r[0], r[1], r[2], r[3], rows.dt(r[4]) or since, r[5], r[6]) for r in found]
 
