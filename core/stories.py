@@ -42,7 +42,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import count, repeat
 from typing import Literal
@@ -737,13 +737,6 @@ class StoryIndex:
     def past(self) -> StoryIndex | None:
         """The index of posts older than the window (None until one came)."""
         return self._past
-
-    @property
-    def horizon(self) -> datetime | None:
-        """The window's start: `window` before the newest date seen (None while empty)."""
-        if self._newest == float("-inf"):
-            return None
-        return datetime.fromtimestamp(self._newest - self._window_s, UTC)
 
     def is_past(self, date: datetime) -> bool:
         """Whether a post of this date is older than the window before the newest date seen (it goes to

@@ -306,7 +306,6 @@ def test_posts_older_than_the_window_fold_in_an_index_of_their_own() -> None:
     index.assign((9, 1), OTHER, T0)  # a live archive: the window is the 72 h before T0
     old = T0 - timedelta(days=30)  # an import of history
     assert index.is_past(old) and not index.is_past(T0 - WINDOW + timedelta(minutes=1))
-    assert index.horizon == T0 - WINDOW
     first = index.assign((1, 10), NEWS, old)
     copy = index.assign((2, 20), NEWS, old + timedelta(hours=1))
     forward = index.assign((3, 30), "short", old + timedelta(hours=2), forwarded_from=(1, 10))
