@@ -741,7 +741,7 @@ class StoryIndex:
     def is_past(self, date: datetime) -> bool:
         """Whether a post of this date is older than the window before the newest date seen (it goes to
         `past`)."""
-        return self._added is None and _timestamp(date) < self._newest - self._window_s
+        return self._is_past(_timestamp(date))
 
     def story_of(self, key: Key) -> str | None:
         """The story id of an indexed post (or of a forward origin seen through its forwards)."""
@@ -776,7 +776,7 @@ class StoryIndex:
         `blob`: `signature(text)` when the caller computed it already (e.g. in another process).
         """
         ts = _timestamp(date)
-        past = self._past_index() if self.is_past(date) else None
+        past = self._past_index() if self._is_past(ts) else None
         for index in (self, self._past):
             known = index._entries.get(key) if index is not None else None
             if known is not None:
@@ -793,10 +793,7 @@ class StoryIndex:
             match = next(filter(None, found), None)
         if match is None:
             match = StoryMatch(story_id_for(key), True, 0.0, key, blob, "new" if sig else "short")
-        home = self if past is None else past
-        home._add(key, match.story_id, sig, ts, hashes)
-        home._alias(forwarded_from, key, match.story_id, ts)
-        home._evict()
+        (self if past is None else past)._put(key, match.story_id, sig, ts, forwarded_from, hashes)
         return match
 
     def add_existing(
@@ -817,10 +814,7 @@ class StoryIndex:
             raise ValueError(f"signature of {key} is not of version {SIGNATURE_VERSION}: recompute it")
         ts = _timestamp(date)
         self.remove(key)
-        home = self._past_index() if self.is_past(date) else self
-        home._add(key, story_id, blob[1:], ts)
-        home._alias(forwarded_from, key, story_id, ts)
-        home._evict()
+        (self._past_index() if self._is_past(ts) else self)._put(key, story_id, blob[1:], ts, forwarded_from)
 
     def remove(self, key: Key) -> bool:
         """Forget a post (deleted, or about to be re-added after an edit); False if it was not indexed."""
@@ -831,6 +825,23 @@ class StoryIndex:
         return True
 
     # internals
+
+    def _is_past(self, ts: float) -> bool:
+        return self._added is None and ts < self._newest - self._window_s
+
+    def _put(
+        self,
+        key: Key,
+        story_id: str,
+        sig: bytes,
+        ts: float,
+        origin: Key | None,
+        hashes: BandHashes | None = None,
+    ) -> None:
+        """Index a post in this index (not `past`'s), with its forward's origin, then evict what is due."""
+        self._add(key, story_id, sig, ts, hashes)
+        self._alias(origin, key, story_id, ts)
+        self._evict()
 
     def _past_index(self) -> StoryIndex:
         if self._past is None:
